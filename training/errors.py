@@ -1,0 +1,34 @@
+"""Exception types, each carrying the CLI exit code it maps to.
+
+Exit codes: 0 ok, 1 internal error, 2 bad input, 3 diverged run.
+"""
+
+
+class LandscapeError(Exception):
+    """Base class of the toolkit's own errors. The message is one line naming the problem."""
+
+    exit_code = 1
+
+
+class UserError(LandscapeError):
+    """Bad input: a wrong path, value, file or configuration (exit code 2)."""
+
+    exit_code = 2
+
+
+class ConfigError(UserError):
+    """A configuration value, key or type is invalid."""
+
+
+class DataError(UserError):
+    """A dataset is missing, empty or malformed."""
+
+
+class CheckpointError(UserError):
+    """A file is not a readable landscape checkpoint, or two checkpoints do not match."""
+
+
+class DivergedError(LandscapeError):
+    """Training produced a non-finite loss (exit code 3)."""
+
+    exit_code = 3

@@ -1,0 +1,152 @@
+"""Masks over the prunable parameters, and how they are kept in force during training.
+
+Conventions. A mask is ``{parameter name: bool tensor}`` with one entry per prunable parameter; True
+means kept. Prunable parameters are the weights of every ``Conv1d``/``Conv2d``/``Linear`` module
+(biases and BatchNorm are never pruned); options exclude the 1x1 shortcut convolutions (modules whose
+name contains ``shortcut`` or ``downsample``) and the last linear layer. Sparsity is the fraction of
+prunable weights that are zero, density is 1 - sparsity, both as fractions.
+
+How a mask is enforced (:class:`MaskedParameters`): pruned weights are stored as exact zeros; after
+every backward pass their gradients are zeroed, and after every optimiser step the weights are
+multiplied by the mask again. With zero gradients and zero weights, weight decay and momentum add
+exactly zero at pruned coordinates; the post-step multiply also covers optimiser states loaded from
+elsewhere (e.g. a rewound momentum buffer that was dense).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+from torch import nn
+
+from training.config import MaskConfig
+from training.errors import ConfigError
+
+Mask = dict[str, torch.Tensor]
+_PRUNABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+_SHORTCUT_WORDS = ("shortcut", "downsample")
+
+
+def prunable_names(model: nn.Module, prune_shortcuts: bool = True, prune_last: bool = True) -> list[str]:
+    """Names of the prunable weights of ``model``, in module order."""
+    modules = [(n, m) for n, m in model.named_modules() if isinstance(m, _PRUNABLE_TYPES)]
+    last_linear = next((n for n, m in reversed(modules) if isinstance(m, nn.Linear)), None)
+    names = []
+    for name, module in modules:
+        is_shortcut = any(w in name for w in _SHORTCUT_WORDS) and all(
+            k == 1 for k in getattr(module, "kernel_size", (1,))
+        )
+        if is_shortcut and not prune_shortcuts:
+            continue
+        if name == last_linear and not prune_last:
+            continue
+        names.append(f"{name}.weight" if name else "weight")
+    return names
+
+
+def full_mask(model: nn.Module, names: list[str]) -> Mask:
+    """An all-True mask over ``names``."""
+    params = dict(model.named_parameters())
+    return {n: torch.ones_like(params[n], dtype=torch.bool) for n in names}
+
+
+def exact_random_mask(shape: torch.Size, keep: int, generator: torch.Generator) -> torch.Tensor:
+    """A bool tensor of ``shape`` with exactly ``keep`` True entries at uniformly random positions."""
+    numel = int(torch.Size(shape).numel())
+    flat = torch.zeros(numel, dtype=torch.bool)
+    flat[torch.randperm(numel, generator=generator)[:keep]] = True
+    return flat.view(shape)
+
+
+def uniform_random_mask(model: nn.Module, names: list[str], sparsity: float, generator: torch.Generator) -> Mask:
+    """Random mask with the same density ``d = 1 - sparsity`` in every layer.
+
+    Layer l keeps exactly ``round(d * N_l)`` weights (at least one), at positions drawn uniformly
+    with ``generator``; the global density therefore equals d up to rounding.
+    """
+    params = dict(model.named_parameters())
+    mask = {}
+    for name in names:
+        numel = params[name].numel()
+        keep = max(1, min(numel, round((1.0 - sparsity) * numel)))
+        mask[name] = exact_random_mask(params[name].shape, keep, generator)
+    return mask
+
+
+def _no_mask(model: nn.Module, names: list[str], sparsity: float, generator: torch.Generator) -> Mask:
+    return full_mask(model, names)
+
+
+# Mask builders for a freshly initialised model. Issue-3 scorers (SNIP, SynFlow, ...) register here too.
+MASKERS: dict[str, Callable[[nn.Module, list[str], float, torch.Generator], Mask]] = {
+    "none": _no_mask,
+    "random": uniform_random_mask,
+}
+
+
+def make_mask(model: nn.Module, cfg: MaskConfig, generator: torch.Generator) -> Mask:
+    """Build the initial mask described by ``cfg`` on ``model``'s prunable parameters."""
+    if cfg.method not in MASKERS:
+        raise ConfigError(f"unknown pruning method {cfg.method!r}; choose from: {', '.join(sorted(MASKERS))}")
+    names = prunable_names(model, cfg.prune_shortcuts, cfg.prune_last)
+    return MASKERS[cfg.method](model, names, cfg.sparsity, generator)
+
+
+@torch.no_grad()
+def apply_mask(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> None:
+    """Set pruned weights of ``model`` to exactly 0, in place."""
+    params = dict(model.named_parameters())
+    for name, m in mask.items():
+        params[name].mul_(m.to(params[name].device))
+
+
+def density(mask: Mapping[str, torch.Tensor]) -> float:
+    """Fraction of True entries over all masked parameters."""
+    total = sum(m.numel() for m in mask.values())
+    return sum(int(m.sum()) for m in mask.values()) / total if total else 1.0
+
+
+def layer_densities(mask: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    """Keep ratio ``||m_l||_0 / N_l`` per layer, in mask order."""
+    return {n: float(m.sum()) / m.numel() for n, m in mask.items()}
+
+
+def weight_density(model: nn.Module, names: list[str]) -> float:
+    """Fraction of non-zero entries among the named parameters (the measured density)."""
+    params = dict(model.named_parameters())
+    total = sum(params[n].numel() for n in names)
+    nonzero = sum(int(torch.count_nonzero(params[n])) for n in names)
+    return nonzero / total if total else 1.0
+
+
+class MaskedParameters:
+    """Binds a mask to a model's parameters for fast in-place enforcement during training.
+
+    The float copies of the mask live on the parameters' device; the two calls per step are single
+    fused ``torch._foreach_mul_`` kernels, so masking costs two elementwise passes over the prunable
+    weights per step.
+    """
+
+    def __init__(self, model: nn.Module, mask: Mapping[str, torch.Tensor]):
+        params = dict(model.named_parameters())
+        missing = [n for n in mask if n not in params]
+        if missing:
+            raise ConfigError(f"mask names parameters the model does not have: {missing[:3]}")
+        self.names = list(mask)
+        self.params = [params[n] for n in self.names]
+        self.factors = [mask[n].to(device=params[n].device, dtype=params[n].dtype) for n in self.names]
+
+    @torch.no_grad()
+    def mask_grads(self) -> None:
+        """Zero the gradients of pruned coordinates."""
+        grads = [p.grad for p in self.params if p.grad is not None]
+        factors = [f for p, f in zip(self.params, self.factors, strict=True) if p.grad is not None]
+        if grads:
+            torch._foreach_mul_(grads, factors)
+
+    @torch.no_grad()
+    def mask_weights(self) -> None:
+        """Set pruned weights to exactly zero."""
+        if self.params:
+            torch._foreach_mul_(self.params, self.factors)

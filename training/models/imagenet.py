@@ -1,0 +1,17 @@
+"""ImageNet architectures from torchvision."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torchvision
+from torch import nn
+
+
+def resnet50(num_classes: int = 1000, input_shape: Sequence[int] = (3, 224, 224), width: int = 64) -> nn.Module:
+    """torchvision's ResNet-50, randomly initialised (no download). ``downsample`` convs are the 1x1
+    shortcuts. Init: torchvision's, i.e. Kaiming normal (fan_out, ReLU) for convs, BN 1/0, default
+    uniform for ``fc``."""
+    if width != 64 or int(input_shape[0]) != 3:
+        raise TypeError("resnet50 supports only width=64 and 3 input channels")
+    return torchvision.models.resnet50(weights=None, num_classes=num_classes)
