@@ -81,18 +81,17 @@ def check_compatible(a: Checkpoint, b: Checkpoint) -> None:
         raise CheckpointError(
             f"checkpoints have different architectures: {name_a} is {a.architecture}, {name_b} is {b.architecture}"
         )
-    if set(a.state) != set(b.state):
-        only = sorted(set(a.state) ^ set(b.state))
-        raise CheckpointError(f"checkpoints have different state-dict keys (e.g. {only[0]})")
-    for key, ta in a.state.items():
-        if ta.shape != b.state[key].shape:
+    _same_keys_and_shapes("state dict", a.state, b.state, name_a, name_b)
+    _same_keys_and_shapes("mask", a.mask, b.mask, name_a, name_b)
+
+
+def _same_keys_and_shapes(what: str, ta: dict, tb: dict, name_a: str, name_b: str) -> None:
+    if set(ta) != set(tb):
+        only = sorted(set(ta) ^ set(tb))
+        raise CheckpointError(f"checkpoints have different {what} entries (e.g. {only[0]})")
+    for key, tensor in ta.items():
+        if tensor.shape != tb[key].shape:
             raise CheckpointError(
-                f"checkpoints differ in {key}: shape {tuple(ta.shape)} in {name_a}, "
-                f"{tuple(b.state[key].shape)} in {name_b}"
+                f"checkpoint {what}s differ at {key}: shape {tuple(tensor.shape)} in {name_a}, "
+                f"{tuple(tb[key].shape)} in {name_b}"
             )
-    if set(a.mask) != set(b.mask):
-        only = sorted(set(a.mask) ^ set(b.mask))
-        raise CheckpointError(f"checkpoint masks cover different parameters (e.g. {only[0]})")
-    for key, ma in a.mask.items():
-        if ma.shape != b.mask[key].shape:
-            raise CheckpointError(f"checkpoint masks differ in shape at {key}")

@@ -18,7 +18,7 @@ import xarray as xr
 from landscape.checkpoint import Checkpoint
 from training import __version__
 from training.errors import UserError
-from training.fileio import atomic_path
+from training.fileio import atomic_netcdf
 
 
 def provenance(**checkpoints: Checkpoint) -> dict[str, Any]:
@@ -33,10 +33,7 @@ def provenance(**checkpoints: Checkpoint) -> dict[str, Any]:
 
 def save_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     """Write ``ds`` as netCDF4 atomically (temporary file, then rename). Returns the path."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        ds.to_netcdf(tmp, engine="netcdf4")
-    return path
+    return atomic_netcdf(ds, path)
 
 
 def load_dataset(path: str | os.PathLike) -> xr.Dataset:

@@ -17,6 +17,24 @@ def pytest_configure(config):
     os.environ.setdefault("CI", "1")  # no progress bars in test logs
 
 
+def checkpoint_meta(**changes) -> dict:
+    """A valid checkpoint ``meta`` for a width-8 cnn1d on MNIST-1D, with ``changes`` applied."""
+    from training.checkpoint import FORMAT_VERSION
+
+    meta = {
+        "model": "cnn1d",
+        "model_kwargs": {"input_shape": [1, 40], "width": 8},
+        "dataset": "mnist1d",
+        "num_classes": 10,
+        "epoch": 3,
+        "cycle": 1,
+        "config_hash": "abc",
+        "format_version": FORMAT_VERSION,
+    }
+    meta.update(changes)
+    return meta
+
+
 def tiny_config(**changes) -> TrainConfig:
     """A cnn1d on MNIST-1D, random 80% mask, 2 cycles of 2 epochs: about a second of training."""
     cfg = TrainConfig(

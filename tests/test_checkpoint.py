@@ -7,26 +7,14 @@ import pytest
 import torch
 
 import landscape
-from training.checkpoint import FORMAT_VERSION, read_checkpoint, save_checkpoint
+from tests.conftest import checkpoint_meta
+from training.checkpoint import read_checkpoint, save_checkpoint
 from training.config import MaskConfig
 from training.errors import CheckpointError, UserError
 from training.masks import apply_mask, make_mask
 from training.models import build
 
-
-def _meta(**extra):
-    meta = {
-        "model": "cnn1d",
-        "model_kwargs": {"input_shape": [1, 40], "width": 8},
-        "dataset": "mnist1d",
-        "num_classes": 10,
-        "epoch": 3,
-        "cycle": 1,
-        "config_hash": "abc",
-        "format_version": FORMAT_VERSION,
-    }
-    meta.update(extra)
-    return meta
+_meta = checkpoint_meta
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from torch.nn import functional as F
 
 import landscape
 from landscape.interpolate import barrier, recalibrate_bn
-from tests.conftest import tiny_config
-from training.checkpoint import FORMAT_VERSION, save_checkpoint
+from tests.conftest import checkpoint_meta, tiny_config
+from training.checkpoint import save_checkpoint
 from training.config import DataConfig
 from training.data import load_data
 from training.errors import CheckpointError, UserError
@@ -90,16 +90,7 @@ def _mlp_checkpoint(tmp_path, name, seed):
         for n, p in model.named_parameters():
             if n in mask:
                 p.mul_(mask[n])
-    meta = {
-        "model": "mlp",
-        "model_kwargs": {"input_shape": [1, 40], "width": 16},
-        "dataset": "mnist1d",
-        "num_classes": 10,
-        "epoch": 0,
-        "cycle": 0,
-        "config_hash": "x",
-        "format_version": FORMAT_VERSION,
-    }
+    meta = checkpoint_meta(model="mlp", model_kwargs={"input_shape": [1, 40], "width": 16}, epoch=0, cycle=0)
     return save_checkpoint(tmp_path / name, model.state_dict(), mask, meta), model
 
 

@@ -85,3 +85,11 @@ def derive_seed(seed: int, *keys: object) -> int:
     """
     text = json.dumps([int(seed), *[str(k) for k in keys]])
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
+
+
+def atomic_netcdf(ds: Any, path: str | os.PathLike) -> Path:
+    """Write an ``xarray.Dataset`` to ``path`` as netCDF4, atomically. Returns the path."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        ds.to_netcdf(tmp, engine="netcdf4")
+    return path

@@ -37,7 +37,7 @@ from training.config import TrainConfig, config_hash, to_dict, to_yaml, validate
 from training.data import DataBundle, load_data
 from training.errors import DivergedError
 from training.evaluate import evaluate, resolve_device
-from training.fileio import atomic_path, atomic_write_json, atomic_write_text, derive_seed, read_json
+from training.fileio import atomic_netcdf, atomic_write_json, atomic_write_text, derive_seed, read_json
 from training.masks import MaskedParameters, apply_mask, make_mask, weight_density
 from training.models import build
 from training.schedules import learning_rate
@@ -102,12 +102,6 @@ def metrics_dataset(records: list[dict[str, Any]], cfg: TrainConfig, attrs: dict
     for name, unit in units.items():
         ds[name].attrs["units"] = unit
     return ds
-
-
-def write_netcdf(ds: xr.Dataset, path: Path) -> None:
-    """Write ``ds`` to ``path`` atomically (netCDF4 format)."""
-    with atomic_path(path) as tmp:
-        ds.to_netcdf(tmp, engine="netcdf4")
 
 
 class Trainer:
@@ -262,7 +256,7 @@ class Trainer:
             bar.close()
 
         metrics = metrics_dataset(records, cfg, self._attrs())
-        write_netcdf(metrics, self.run_dir / "metrics.nc")
+        atomic_netcdf(metrics, self.run_dir / "metrics.nc")
         final = records[-1]
         self._manifest("complete", final={k: final[k] for k in METRIC_NAMES})
         resume_path.unlink(missing_ok=True)
@@ -325,7 +319,7 @@ class Trainer:
         if cfg.save_every and total_epochs % cfg.save_every == 0:
             completed = cycle if epoch == E else cycle - 1
             save_checkpoint(self.run_dir / f"epoch_{total_epochs}.pt", state, mask, self._meta(completed, total_epochs))
-        write_netcdf(metrics_dataset(records, cfg, self._attrs()), self.run_dir / "metrics.nc")
+        atomic_netcdf(metrics_dataset(records, cfg, self._attrs()), self.run_dir / "metrics.nc")
         save_checkpoint(
             self.run_dir / "resume.pt",
             state,
