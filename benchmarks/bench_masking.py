@@ -26,10 +26,10 @@ import torch
 import torch.nn.utils.prune as torch_prune
 from torch.nn import functional as F
 
-from training.config import MaskConfig
 from training.evaluate import resolve_device
-from training.masks import MaskedParameters, apply_mask, make_mask
+from training.masks import MaskedParameters, apply_mask
 from training.models import build
+from training.pruning import prune
 
 
 def _sync(device: torch.device) -> None:
@@ -50,7 +50,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     base = build(args.model, 10, input_shape=(3, 32, 32))
-    mask = make_mask(base, MaskConfig(method="random", sparsity=args.sparsity), torch.Generator().manual_seed(0))
+    mask = prune(base, "random", args.sparsity, generator=torch.Generator().manual_seed(0))
     x = torch.randn(args.batch_size, 3, 32, 32, device=device)
     y = torch.randint(0, 10, (args.batch_size,), device=device)
 

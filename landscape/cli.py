@@ -30,39 +30,57 @@ QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars or log li
 DeviceOpt = typer.Option("auto", "--device", help="auto, cpu or cuda.")
 
 
-def _train_overrides(**flags: Any) -> dict[str, Any]:
-    """Map CLI flags (None = not given) to dotted config keys."""
-    mapping = {
-        "model": "model.name",
-        "width": "model.width",
-        "data": "data.name",
-        "data_root": "data.root",
-        "batch_size": "data.batch_size",
-        "workers": "data.num_workers",
-        "augment": "data.augment",
-        "prune": "mask.method",
-        "sparsity": "mask.sparsity",
-        "prune_shortcuts": "mask.prune_shortcuts",
-        "prune_last": "mask.prune_last",
-        "schedule": "schedule.name",
-        "cycles": "schedule.cycles",
-        "epochs": "schedule.epochs",
-        "warmup_fraction": "schedule.warmup_fraction",
-        "warmup_start": "schedule.warmup_start",
-        "decay": "schedule.decay",
-        "skip_warmup": "schedule.skip_warmup",
-        "milestones": "schedule.milestones",
-        "gamma": "schedule.gamma",
-        "lr": "optim.lr",
-        "momentum": "optim.momentum",
-        "nesterov": "optim.nesterov",
-        "weight_decay": "optim.weight_decay",
-        "seed": "seed",
-        "device": "device",
-        "name": "name",
-        "save_every": "save_every",
-    }
-    return {mapping[k]: v for k, v in flags.items() if v is not None}
+# CLI flag -> dotted config key; a flag left at None does not override the config file.
+FLAG_TO_KEY = {
+    "model": "model.name",
+    "width": "model.width",
+    "data": "data.name",
+    "data_root": "data.root",
+    "batch_size": "data.batch_size",
+    "workers": "data.num_workers",
+    "augment": "data.augment",
+    "prune": "mask.method",
+    "sparsity": "mask.sparsity",
+    "prune_shortcuts": "mask.prune_shortcuts",
+    "prune_last": "mask.prune_last",
+    "distribution": "mask.distribution",
+    "scope": "mask.scope",
+    "samples_per_class": "mask.samples_per_class",
+    "synflow_rounds": "mask.synflow_rounds",
+    "smart_ratio_variant": "mask.smart_ratio_variant",
+    "erk": "mask.erk",
+    "mask_op": "mask.mask_op",
+    "schedule": "schedule.name",
+    "cycles": "schedule.cycles",
+    "epochs": "schedule.epochs",
+    "warmup_fraction": "schedule.warmup_fraction",
+    "warmup_start": "schedule.warmup_start",
+    "decay": "schedule.decay",
+    "skip_warmup": "schedule.skip_warmup",
+    "milestones": "schedule.milestones",
+    "gamma": "schedule.gamma",
+    "lr": "optim.lr",
+    "momentum": "optim.momentum",
+    "nesterov": "optim.nesterov",
+    "weight_decay": "optim.weight_decay",
+    "recipe": "recipe.name",
+    "prune_fraction": "recipe.prune_fraction",
+    "levels": "recipe.levels",
+    "rewind_epoch": "recipe.rewind_epoch",
+    "wr_schedule": "recipe.wr_schedule",
+    "level_scope": "recipe.level_scope",
+    "sculpt_sparsity": "recipe.sculpt_sparsity",
+    "sculpt_cycles": "recipe.sculpt_cycles",
+    "coupling_init": "recipe.coupling_init",
+    "mask_from": "recipe.mask_from",
+    "warmup_from": "recipe.warmup_from",
+    "signs_from": "recipe.signs_from",
+    "corrupt": "recipe.corrupt",
+    "seed": "seed",
+    "device": "device",
+    "name": "name",
+    "save_every": "save_every",
+}
 
 
 @app.command()
@@ -97,12 +115,33 @@ def train(
     workers: int = typer.Option(None, help="DataLoader workers (CIFAR/ImageNet)."),
     save_every: int = typer.Option(None, help="Also checkpoint every N epochs."),
     name: str = typer.Option(None, help="Run folder prefix (default <model>-<dataset>)."),
+    recipe: str = typer.Option(None, help="pai (default), imp, wr, lrr, sculpt, hybrid or coupling."),
+    distribution: str = typer.Option(None, help="random: uniform, erk, er-balanced or smart-ratio."),
+    scope: str = typer.Option(None, help="Thresholding of scores: global or layerwise."),
+    samples_per_class: int = typer.Option(None, help="snip/grasp: labelled samples per class."),
+    synflow_rounds: int = typer.Option(None, help="synflow: pruning rounds."),
+    smart_ratio_variant: str = typer.Option(None, help="quadratic, linear, cubic, ascend or uniform."),
+    erk: str = typer.Option(None, help="erk: rigl (iterative) or clamp (TurboPrune)."),
+    mask_op: str = typer.Option(None, help="Sanity check on new masks: rearrange or shuffle-weights."),
+    corrupt: str = typer.Option(None, help="Pruning/pretraining data: random-labels, random-pixels, half-data."),
+    prune_fraction: float = typer.Option(None, help="imp/wr/lrr: fraction of remaining weights pruned per level."),
+    levels: int = typer.Option(None, help="imp/wr/lrr: number of pruning levels (default: until the target)."),
+    rewind_epoch: int = typer.Option(None, help="wr: rewind point (dense epochs); the warmup point for others."),
+    wr_schedule: str = typer.Option(None, help="wr: full (new schedule) or remaining."),
+    level_scope: str = typer.Option(None, help="Magnitude pruning between levels: global or layerwise."),
+    sculpt_sparsity: float = typer.Option(None, help="sculpt: s0, the sparsity of the first mask."),
+    sculpt_cycles: int = typer.Option(None, help="sculpt: C0, cycles before the magnitude step."),
+    coupling_init: str = typer.Option(None, help="coupling: random, warmup, warmup-signs or random-signs."),
+    mask_from: str = typer.Option(None, help="coupling: checkpoint whose mask is trained."),
+    warmup_from: str = typer.Option(None, help="coupling: checkpoint with the warmup (dense, early) weights."),
+    signs_from: str = typer.Option(None, help="coupling: checkpoint whose signs are used (default: --mask-from)."),
     quiet: bool = QuietOpt,
 ) -> None:
-    """Train a (sparse) network; prints the run folder. A complete run is not trained again."""
+    """Train a (sparse) network with a recipe; prints the run folder. A complete run is not trained again."""
+    flags = dict(locals())  # the command's arguments, before any other local is defined
     from training.config import TrainConfig, load_yaml, replace_dotted
     from training.errors import ConfigError
-    from training.trainer import train as run_train
+    from training.recipes import train as run_train
 
     ms = None
     if milestones is not None:
@@ -111,39 +150,13 @@ def train(
         except ValueError as exc:
             raise ConfigError(f"--milestones must be comma-separated numbers, got {milestones!r}") from exc
     base = load_yaml(config) if config else TrainConfig()
-    overrides = _train_overrides(
-        model=model,
-        width=width,
-        data=data,
-        data_root=data_root,
-        batch_size=batch_size,
-        workers=workers,
-        augment=augment,
-        prune=prune,
-        sparsity=sparsity,
-        prune_shortcuts=prune_shortcuts,
-        prune_last=prune_last,
-        schedule=schedule,
-        cycles=cycles,
-        epochs=epochs,
-        warmup_fraction=warmup_fraction,
-        warmup_start=warmup_start,
-        decay=decay,
-        skip_warmup=skip_warmup,
-        milestones=ms,
-        gamma=gamma,
-        lr=lr,
-        momentum=momentum,
-        nesterov=nesterov,
-        weight_decay=weight_decay,
-        seed=seed,
-        device=device,
-        name=name,
-        save_every=save_every,
-    )
+    flags["milestones"] = ms
+    overrides = {key: flags[flag] for flag, key in FLAG_TO_KEY.items() if flags[flag] is not None}
     cfg = replace_dotted(base, overrides)
     result = run_train(cfg, out, quiet=quiet)
     m = result.metrics
+    if "level" in m.dims:
+        m = m.isel(level=-1).dropna("cycle", how="all")
     if not quiet:
         final = (
             f"final: train loss {float(m['train_loss'][-1, -1]):.4f}, test error {float(m['test_error'][-1, -1]):.4f}"
@@ -232,6 +245,60 @@ def interpolate(
     if out is not None:
         save_dataset(ds, out)
         print(f"wrote {out}")
+
+
+@app.command()
+def prune(
+    ckpt: Path = typer.Argument(..., help="Checkpoint to prune (its mask is respected)."),
+    method: str = typer.Option(..., help="random, magnitude, snip, grasp or synflow."),
+    sparsity: float = typer.Option(..., help="Target fraction of prunable weights set to zero, in [0, 1)."),
+    out: Path = typer.Option(..., help="Output checkpoint."),
+    scope: str = typer.Option("global", help="global or layerwise."),
+    distribution: str = typer.Option("uniform", help="random: uniform, erk, er-balanced or smart-ratio."),
+    samples_per_class: int = typer.Option(10, help="snip/grasp: labelled samples per class."),
+    synflow_rounds: int = typer.Option(100, help="synflow: pruning rounds."),
+    data: str = typer.Option(None, help="Dataset for snip/grasp (default: the checkpoint's)."),
+    data_root: str = typer.Option(None, help="Folder holding CIFAR/ImageNet files."),
+    seed: int = typer.Option(0, help="Seed for random masks and sample selection."),
+) -> None:
+    """Apply a scorer to a checkpoint's weights and write a new checkpoint with the pruned mask."""
+    import dataclasses
+
+    import torch
+
+    from landscape.checkpoint import load_checkpoint
+    from training.checkpoint import save_checkpoint
+    from training.config import DataConfig, from_dict
+    from training.data import load_data
+    from training.masks import apply_mask
+    from training.pruning import METHODS, check_sparsity
+    from training.pruning import prune as run_prune
+
+    if method not in METHODS:
+        raise UserError(f"unknown pruning method {method!r}; choose from: {', '.join(METHODS)}")
+    check_sparsity(sparsity)
+    source = load_checkpoint(ckpt)
+    options: dict[str, Any] = {}
+    batch = None
+    if method in ("snip", "grasp"):
+        data_cfg = from_dict(DataConfig, source.meta.get("data_config") or {"name": source.meta["dataset"]})
+        changes = {k: v for k, v in (("name", data), ("root", data_root)) if v is not None}
+        bundle = load_data(dataclasses.replace(data_cfg, **changes))
+        batch = bundle.labelled_sample(samples_per_class, torch.Generator().manual_seed(seed))
+    if method == "random":
+        options = {"distribution": distribution, "generator": torch.Generator().manual_seed(seed)}
+    if method == "synflow":
+        options = {"rounds": synflow_rounds, "input_shape": tuple(source.meta["model_kwargs"]["input_shape"])}
+    mask = run_prune(source.model, method, sparsity, data=batch, mask=source.mask, scope=scope, **options)
+    apply_mask(source.model, mask)
+    meta = dict(source.meta)
+    total = sum(m.numel() for m in mask.values())
+    meta.update(
+        sparsity=1.0 - sum(int(m.sum()) for m in mask.values()) / total,
+        pruned_from={"path": str(ckpt), "sha256": source.sha256, "method": method, "scope": scope},
+    )
+    save_checkpoint(out, source.model.state_dict(), mask, meta)
+    print(f"wrote {out} (sparsity {meta['sparsity']:.4f})")
 
 
 @app.command()

@@ -23,7 +23,7 @@ from landscape.plot import plot_interpolation, plot_learning_curves, plot_schedu
 from landscape.results import save_dataset
 from training.config import DataConfig, MaskConfig, ModelConfig, OptimConfig, ScheduleConfig, TrainConfig
 from training.data import load_data
-from training.trainer import RunResult, train
+from training.recipes import RunResult, train
 
 
 @dataclass

@@ -54,7 +54,7 @@ def tiny_config(**changes) -> TrainConfig:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A completed tiny cyclic run (shared, read-only)."""
-    from training.trainer import train
+    from training.recipes import train
 
     out = tmp_path_factory.mktemp("runs")
     return train(tiny_config(), out, quiet=True)

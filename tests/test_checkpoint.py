@@ -9,10 +9,10 @@ import torch
 import landscape
 from tests.conftest import checkpoint_meta
 from training.checkpoint import read_checkpoint, save_checkpoint
-from training.config import MaskConfig
 from training.errors import CheckpointError, UserError
-from training.masks import apply_mask, make_mask
+from training.masks import apply_mask
 from training.models import build
+from training.pruning import prune
 
 _meta = checkpoint_meta
 
@@ -21,7 +21,7 @@ _meta = checkpoint_meta
 def model_and_mask():
     torch.manual_seed(0)
     model = build("cnn1d", 10, input_shape=(1, 40), width=8)
-    mask = make_mask(model, MaskConfig(method="random", sparsity=0.7), torch.Generator().manual_seed(0))
+    mask = prune(model, "random", 0.7, generator=torch.Generator().manual_seed(0))
     apply_mask(model, mask)
     return model, mask
 

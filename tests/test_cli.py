@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 import xarray as xr
 
 from landscape.cli import main
@@ -86,7 +87,7 @@ def test_config_file_and_flag_override(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     from tests.conftest import tiny_config
-    from training.trainer import train
+    from training.recipes import train
 
     out = tmp_path_factory.mktemp("cli_runs")
     import dataclasses
@@ -174,3 +175,78 @@ def test_divergence_exits_3(tmp_path, capsys):
 def test_help_lists_commands(capsys):
     code, out, _err = run_cli(["--help"], capsys)
     assert code == 0 and "train" in out and "interpolate" in out and "demo" in out
+
+
+def test_recipe_from_the_cli(tmp_path, capsys):
+    args = [a for a in TINY]
+    args[args.index("--prune") + 1] = "none"
+    args[args.index("--schedule") + 1] = "one-cycle"
+    args[args.index("--cycles") + 1] = "1"
+    code, out, err = run_cli(
+        [
+            "train",
+            *args,
+            "--recipe",
+            "lrr",
+            "--sparsity",
+            "0.5",
+            "--prune-fraction",
+            "0.5",
+            "--rewind-epoch",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    run = out.strip().splitlines()[-1]
+    import json
+    from pathlib import Path
+
+    manifest = json.loads((Path(run) / "manifest.json").read_text())
+    assert manifest["recipe"] == "lrr" and {c["path"] for c in manifest["checkpoints"]} >= {
+        "level_0/init.pt",
+        "level_0/cycle_1.pt",
+        "level_0/rewind.pt",
+        "level_1/init.pt",
+        "level_1/cycle_1.pt",
+    }
+
+
+@pytest.mark.parametrize("method", ["magnitude", "snip", "synflow", "random"])
+def test_prune_command(tmp_path, two_runs, capsys, method):
+    from training.checkpoint import read_checkpoint
+
+    src = two_runs[0]
+    out = tmp_path / "pruned.pt"
+    extra = ["--synflow-rounds", "5"] if method == "synflow" else []
+    code, stdout, err = run_cli(
+        ["prune", str(src), "--method", method, "--sparsity", "0.95", "--out", str(out), *extra], capsys
+    )
+    assert code == 0, err
+    a, b = read_checkpoint(src), read_checkpoint(out)
+    kept = sum(int(m.sum()) for m in b["mask"].values())
+    total = sum(m.numel() for m in b["mask"].values())
+    assert b["meta"]["sparsity"] == pytest.approx(1 - kept / total)
+    if method != "random":
+        assert total - kept == round(0.95 * total)
+    assert all(not torch.any(b["mask"][n] & ~a["mask"][n]) for n in a["mask"])  # the old mask is respected
+    assert all(torch.all(b["model"][n][~m] == 0) for n, m in b["mask"].items())
+    assert b["meta"]["pruned_from"]["method"] == method and "sparsity 0.95" in stdout
+
+
+def test_prune_command_errors(tmp_path, two_runs, capsys):
+    for args, message in [
+        (
+            ["prune", str(two_runs[0]), "--method", "magnitude", "--sparsity", "1.0", "--out", str(tmp_path / "x.pt")],
+            r"sparsity must be in \[0, 1\)",
+        ),
+        (
+            ["prune", str(two_runs[0]), "--method", "lamp", "--sparsity", "0.5", "--out", str(tmp_path / "x.pt")],
+            "unknown pruning method 'lamp'",
+        ),
+        (["train", "--recipe", "lottery", "--quiet"], "unknown recipe 'lottery'"),
+    ]:
+        code, _out, err = run_cli(args, capsys)
+        assert code == 2 and re.search(message, err) and "Traceback" not in err

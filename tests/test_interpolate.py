@@ -145,7 +145,7 @@ def test_mismatched_checkpoints_are_refused(tmp_path, tiny_run, data):
     other, _ = _mlp_checkpoint(tmp_path, "mlp.pt", 0)
     with pytest.raises(CheckpointError, match=r"different architectures: .*cnn1d.* mlp"):
         landscape.interpolate(tiny_run.checkpoint(1), other, data, points=3)
-    from training.trainer import train
+    from training.recipes import train
 
     wide = train(
         tiny_config(

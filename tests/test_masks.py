@@ -8,18 +8,15 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.nn import functional as F
 
-from training.config import MaskConfig
 from training.masks import (
     MaskedParameters,
     apply_mask,
     density,
-    exact_random_mask,
-    make_mask,
     prunable_names,
-    uniform_random_mask,
     weight_density,
 )
 from training.models import build
+from training.pruning import prune
 
 
 def test_prunable_names_options():
@@ -41,7 +38,7 @@ def test_prunable_names_options():
 def test_uniform_random_mask_exact_counts(sparsity):
     model = build("cnn1d", 10, input_shape=(1, 40))
     names = prunable_names(model)
-    mask = uniform_random_mask(model, names, sparsity, torch.Generator().manual_seed(0))
+    mask = prune(model, "random", sparsity, generator=torch.Generator().manual_seed(0))
     params = dict(model.named_parameters())
     for n in names:
         assert mask[n].dtype == torch.bool and mask[n].shape == params[n].shape
@@ -51,21 +48,34 @@ def test_uniform_random_mask_exact_counts(sparsity):
 
 def test_mask_is_seeded():
     model = build("mlp", 10, input_shape=(40,))
-    cfg = MaskConfig(method="random", sparsity=0.7)
-    m1 = make_mask(model, cfg, torch.Generator().manual_seed(1))
-    m2 = make_mask(model, cfg, torch.Generator().manual_seed(1))
-    m3 = make_mask(model, cfg, torch.Generator().manual_seed(2))
+    m1 = prune(model, "random", 0.7, generator=torch.Generator().manual_seed(1))
+    m2 = prune(model, "random", 0.7, generator=torch.Generator().manual_seed(1))
+    m3 = prune(model, "random", 0.7, generator=torch.Generator().manual_seed(2))
     assert all(torch.equal(m1[k], m2[k]) for k in m1)
     assert not all(torch.equal(m1[k], m3[k]) for k in m1)
 
 
-@settings(max_examples=50, deadline=None)
-@given(shape=st.lists(st.integers(1, 7), min_size=1, max_size=4), frac=st.floats(0, 1), seed=st.integers(0, 1000))
-def test_exact_random_mask_property(shape, frac, seed):
-    numel = int(torch.Size(shape).numel())
-    keep = round(frac * numel)
-    m = exact_random_mask(torch.Size(shape), keep, torch.Generator().manual_seed(seed))
-    assert m.dtype == torch.bool and list(m.shape) == shape and int(m.sum()) == keep
+@settings(max_examples=30, deadline=None)
+@given(
+    width=st.integers(1, 12),
+    sparsity=st.floats(0.0, 0.99),
+    seed=st.integers(0, 1000),
+    method=st.sampled_from(["random", "magnitude"]),
+)
+def test_prune_property_counts_dtypes_and_idempotence(width, sparsity, seed, method):
+    torch.manual_seed(seed)
+    model = build("mlp", 3, input_shape=(1, 6), width=width)
+    mask = prune(model, method, sparsity, generator=torch.Generator().manual_seed(seed))
+    params = dict(model.named_parameters())
+    for n, m in mask.items():
+        assert m.dtype == torch.bool and m.shape == params[n].shape
+        if method == "random":
+            assert int(m.sum()) == max(1, min(m.numel(), round((1 - sparsity) * m.numel())))
+    if method == "magnitude":
+        total = sum(m.numel() for m in mask.values())
+        assert total - sum(int(m.sum()) for m in mask.values()) >= round(sparsity * total)  # ties are pruned
+    again = prune(model, method, sparsity, mask=mask, generator=torch.Generator().manual_seed(seed + 1))
+    assert all(torch.equal(again[n], mask[n]) for n in mask)  # pruning again at the same sparsity is a no-op
 
 
 def _sgd_steps(model, masked, optimizer, mask, steps=5, seed=0):
@@ -88,7 +98,7 @@ def _sgd_steps(model, masked, optimizer, mask, steps=5, seed=0):
 def test_masked_weights_stay_exactly_zero(nesterov):
     torch.manual_seed(0)
     model = build("cnn1d", 10, input_shape=(1, 40), width=8)
-    mask = make_mask(model, MaskConfig(method="random", sparsity=0.9), torch.Generator().manual_seed(0))
+    mask = prune(model, "random", 0.9, generator=torch.Generator().manual_seed(0))
     apply_mask(model, mask)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     masked = MaskedParameters(model, mask)
@@ -110,7 +120,7 @@ def test_dense_momentum_cannot_revive_pruned_weights():
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-2)
     dense = MaskedParameters(model, {})
     _sgd_steps(model, dense, opt, {}, steps=2)  # dense steps fill the momentum buffers everywhere
-    mask = make_mask(model, MaskConfig(method="random", sparsity=0.8), torch.Generator().manual_seed(1))
+    mask = prune(model, "random", 0.8, generator=torch.Generator().manual_seed(1))
     apply_mask(model, mask)
     _sgd_steps(model, MaskedParameters(model, mask), opt, mask, steps=3)
     params = dict(model.named_parameters())
@@ -123,7 +133,7 @@ def test_masked_training_matches_torch_prune_reparametrisation():
     torch.manual_seed(0)
     ours = build("mlp", 10, input_shape=(1, 40), width=32)
     ref = copy.deepcopy(ours)
-    mask = make_mask(ours, MaskConfig(method="random", sparsity=0.75), torch.Generator().manual_seed(4))
+    mask = prune(ours, "random", 0.75, generator=torch.Generator().manual_seed(4))
     apply_mask(ours, mask)
     modules = dict(ref.named_modules())
     for name, m in mask.items():

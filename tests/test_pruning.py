@@ -330,3 +330,9 @@ def test_bad_arguments():
         prune(model, "magnitude", 0.5, scope="local")
     with pytest.raises(ConfigError, match="unknown layer distribution"):
         prune(model, "random", 0.5, distribution="pareto")
+
+
+def test_smart_ratio_refuses_a_budget_the_linear_layers_exhaust():
+    model = _model("cnn1d", width=8)  # fc holds 800 of 2,184 prunable weights; 30% of it exceeds 10%
+    with pytest.raises(ConfigError, match=r"linear layers' fixed keep ratio 0\.3 alone exceeds the budget"):
+        prune(model, "random", 0.9, distribution="smart-ratio")

@@ -11,7 +11,8 @@ from training.checkpoint import read_checkpoint
 from training.config import OptimConfig, from_yaml_text
 from training.errors import DivergedError
 from training.masks import density
-from training.trainer import Trainer, train
+from training.recipes import train
+from training.trainer import Trainer
 
 
 def test_run_layout_and_metrics(tiny_run):
@@ -53,22 +54,23 @@ class _Interrupt(Exception):
     pass
 
 
-def _interrupted_run(cfg, out, stop_after, monkeypatch):
-    """Run until ``stop_after`` epochs have been saved, then 'crash'."""
+def _interrupted_run(cfg, out, stop_after, monkeypatch, resume_file="resume.pt"):
+    """Run until ``stop_after`` epochs have been saved, then 'crash'; then run again to completion."""
     original = Trainer._end_of_epoch
     count = {"n": 0}
 
     def hooked(self, *args, **kwargs):
-        original(self, *args, **kwargs)
+        result = original(self, *args, **kwargs)
         count["n"] += 1
         if count["n"] == stop_after:
             raise _Interrupt
+        return result
 
     with monkeypatch.context() as m:
         m.setattr(Trainer, "_end_of_epoch", hooked)
         with pytest.raises(_Interrupt):
             train(cfg, out, quiet=True)
-    assert (out / cfg.run_name / "resume.pt").exists()
+    assert (out / cfg.run_name / resume_file).exists()
     return train(cfg, out, quiet=True)
 
 
@@ -88,14 +90,14 @@ def test_resume_is_bitwise_identical(tmp_path, tiny_run, monkeypatch, stop_after
 def test_fresh_optimizer_every_cycle(tmp_path, monkeypatch):
     cfg = tiny_config(schedule=dataclasses.replace(tiny_config().schedule, cycles=3, epochs=1))
     calls = []
-    original = Trainer._optimizer
+    original = Trainer.optimizer
 
     def counting(self, model):
         opt = original(self, model)
         calls.append(opt)
         return opt
 
-    monkeypatch.setattr(Trainer, "_optimizer", counting)
+    monkeypatch.setattr(Trainer, "optimizer", counting)
     train(cfg, tmp_path, quiet=True)
     assert len(calls) == 3 and len({id(o) for o in calls}) == 3
 
@@ -127,7 +129,9 @@ def test_divergence_stops_with_clear_error(tmp_path):
         train(cfg, tmp_path, quiet=True)
     run = tmp_path / cfg.run_name
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["status"] == "diverged" and manifest["diverged"]["epoch"] == 1
+    assert manifest["status"] == "diverged" and "cycle 1, epoch 1" in manifest["error"]
+    stage = json.loads((run / "stage.json").read_text())
+    assert stage["status"] == "diverged" and stage["diverged"]["epoch"] == 1
     init = read_checkpoint(run / "init.pt")  # the last good checkpoint is kept and intact
     assert all(torch.isfinite(v).all() for v in init["model"].values() if v.is_floating_point())
     assert not (run / "cycle_1.pt").exists()

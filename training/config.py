@@ -63,17 +63,65 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class MaskConfig:
-    """How the initial mask is drawn.
+    """How masks are made; see :func:`training.pruning.prune`.
 
-    ``method`` is a key of :data:`training.masks.MASKERS` (``none`` trains dense). ``sparsity`` is the
-    fraction of prunable weights set to zero, in [0, 1). ``prune_shortcuts`` and ``prune_last``
-    decide whether 1x1 shortcut convolutions and the final linear layer are prunable.
+    ``method``: ``none`` (dense), ``random``, ``magnitude``, ``snip``, ``grasp`` or ``synflow``; it
+    prunes at initialisation for the ``pai``, ``sculpt`` (at ``recipe.sculpt_sparsity``) recipes.
+    ``sparsity``: the target fraction of prunable weights set to zero, in [0, 1).
+    ``prune_shortcuts`` / ``prune_last``: whether 1x1 shortcut convolutions and the final linear layer
+    are prunable. ``distribution`` (random): uniform, erk, er-balanced or smart-ratio, with
+    ``smart_ratio_variant`` and ``erk`` (rigl or clamp). ``scope``: global or layerwise thresholding.
+    ``samples_per_class``: labelled samples for SNIP/GraSP. ``synflow_rounds``/``synflow_float64``,
+    ``grasp_temperature``: scorer options. ``mask_op``: a sanity-check operation applied to every
+    newly made mask before training (``rearrange`` or ``shuffle-weights``).
     """
 
     method: str = "none"
     sparsity: float = 0.0
     prune_shortcuts: bool = True
     prune_last: bool = True
+    distribution: str = "uniform"
+    scope: str = "global"
+    samples_per_class: int = 10
+    synflow_rounds: int = 100
+    synflow_float64: bool = True
+    grasp_temperature: float = 200.0
+    smart_ratio_variant: str = "quadratic"
+    erk: str = "rigl"
+    mask_op: str = "none"
+
+
+@dataclass(frozen=True)
+class RecipeConfig:
+    """Which experiment to run; see :mod:`training.recipes` for each recipe's stages.
+
+    ``name``: pai (default), imp, wr, lrr, sculpt, hybrid or coupling.
+    ``prune_fraction``: fraction of the remaining weights pruned per IMP/WR/LRR level (0.2);
+    ``levels``: number of pruning levels (``None``: as many as reach ``mask.sparsity``).
+    ``rewind_epoch``: epochs of dense training before the WR rewind point, also saved as the warmup
+    point ``level_0/rewind.pt`` by imp/lrr/hybrid (10). ``wr_schedule``: after rewinding, train a
+    full schedule (``full``, TurboPrune) or only its remaining epochs (``remaining``, Frankle).
+    ``level_scope``: global or layerwise magnitude pruning between levels and in SCULPT's step.
+    ``sculpt_sparsity``/``sculpt_cycles``: SCULPT's s0 (0.5) and C0 (default: ``schedule.cycles``).
+    ``coupling_init``: random, warmup, warmup-signs or random-signs; ``mask_from``, ``warmup_from``,
+    ``signs_from``: checkpoints that supply the mask, the warmup weights and the signs.
+    ``corrupt``: none, random-labels, random-pixels or half-data, applied to the data used for pruning
+    scores and for level-0 pretraining (tickets then train on the true data).
+    """
+
+    name: str = "pai"
+    prune_fraction: float = 0.2
+    levels: int | None = None
+    rewind_epoch: int = 10
+    wr_schedule: str = "full"
+    level_scope: str = "global"
+    sculpt_sparsity: float = 0.5
+    sculpt_cycles: int | None = None
+    coupling_init: str = "random"
+    mask_from: str | None = None
+    warmup_from: str | None = None
+    signs_from: str | None = None
+    corrupt: str = "none"
 
 
 @dataclass(frozen=True)
@@ -118,6 +166,7 @@ class TrainConfig:
     mask: MaskConfig = field(default_factory=MaskConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)
     seed: int = 0
     name: str = field(default="", metadata=NONSEMANTIC)
     device: str = field(default="auto", metadata=NONSEMANTIC)
@@ -300,14 +349,25 @@ def _check_choice(kind: str, value: str, registry: Mapping[str, Any]) -> None:
 
 def validate(cfg: TrainConfig) -> TrainConfig:
     """Check ranges and registry names; return ``cfg`` unchanged or raise :class:`ConfigError`."""
-    from training.data import DATASETS
-    from training.masks import MASKERS
+    from training.data import CORRUPTIONS, DATASETS
     from training.models import MODELS
+    from training.pruning import DISTRIBUTIONS, METHODS, SCOPES, SMART_RATIO_VARIANTS
+    from training.recipes import COUPLING_INITS, MASK_OPS, RECIPES
     from training.schedules import DECAYS, SCHEDULES
 
     _check_choice("dataset", cfg.data.name, DATASETS)
     _check_choice("model", cfg.model.name, MODELS)
-    _check_choice("pruning method", cfg.mask.method, MASKERS)
+    _check_choice("pruning method", cfg.mask.method, dict.fromkeys(("none", *METHODS)))
+    _check_choice("recipe", cfg.recipe.name, RECIPES)
+    _check_choice("layer distribution", cfg.mask.distribution, DISTRIBUTIONS)
+    _check_choice("scope", cfg.mask.scope, dict.fromkeys(SCOPES))
+    _check_choice("level scope", cfg.recipe.level_scope, dict.fromkeys(SCOPES))
+    _check_choice("smart-ratio variant", cfg.mask.smart_ratio_variant, SMART_RATIO_VARIANTS)
+    _check_choice("erk variant", cfg.mask.erk, dict.fromkeys(("rigl", "clamp")))
+    _check_choice("mask operation", cfg.mask.mask_op, MASK_OPS)
+    _check_choice("corruption", cfg.recipe.corrupt, CORRUPTIONS)
+    _check_choice("coupling init", cfg.recipe.coupling_init, COUPLING_INITS)
+    _check_choice("wr schedule", cfg.recipe.wr_schedule, dict.fromkeys(("full", "remaining")))
     _check_choice("schedule", cfg.schedule.name, SCHEDULES)
     _check_choice("decay", cfg.schedule.decay, DECAYS)
     if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
@@ -315,10 +375,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     s = cfg.mask.sparsity
     if not 0.0 <= s < 1.0:
         raise ConfigError(f"sparsity must be in [0, 1), got {s}")
-    if cfg.mask.method == "none" and s != 0.0:
-        raise ConfigError(f"sparsity {s} given with --prune none; choose a pruning method such as random")
-    if cfg.mask.method != "none" and s == 0.0:
-        raise ConfigError(f"pruning method {cfg.mask.method!r} needs a sparsity in (0, 1)")
+    _validate_recipe(cfg)
     sched = cfg.schedule
     positive = {
         "schedule.epochs": sched.epochs,
@@ -349,4 +406,52 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError("num_workers and save_every must be non-negative")
     if cfg.model.width is not None and cfg.model.width <= 0:
         raise ConfigError(f"model width must be positive, got {cfg.model.width}")
+    if cfg.mask.samples_per_class < 1 or cfg.mask.synflow_rounds < 1:
+        raise ConfigError("samples_per_class and synflow_rounds must be at least 1")
     return cfg
+
+
+def _validate_recipe(cfg: TrainConfig) -> None:
+    r, m = cfg.recipe, cfg.mask
+    if r.name in ("pai", "sculpt"):
+        if m.method == "none" and m.sparsity != 0.0:
+            raise ConfigError(f"sparsity {m.sparsity} given with --prune none; choose a pruning method such as random")
+        if m.method != "none" and m.sparsity == 0.0:
+            raise ConfigError(f"pruning method {m.method!r} needs a sparsity in (0, 1)")
+    if r.name == "sculpt":
+        if m.method == "none":
+            raise ConfigError("recipe sculpt needs a pruning-at-initialisation method (--prune) for its first mask")
+        if not 0.0 < r.sculpt_sparsity < m.sparsity:
+            raise ConfigError(
+                f"sculpt_sparsity (s0 = {r.sculpt_sparsity}) must lie in (0, target sparsity {m.sparsity})"
+            )
+        if r.sculpt_cycles is not None and r.sculpt_cycles < 1:
+            raise ConfigError("sculpt_cycles must be at least 1")
+    if r.name in ("imp", "wr", "lrr", "hybrid"):
+        if m.method not in ("none", "magnitude"):
+            raise ConfigError(f"recipe {r.name} prunes by magnitude between levels; drop --prune {m.method}")
+        if m.sparsity == 0.0 and r.levels is None:
+            raise ConfigError(f"recipe {r.name} needs a target --sparsity in (0, 1)")
+        if not 0.0 <= r.prune_fraction < 1.0:
+            raise ConfigError(f"prune_fraction must be in [0, 1), got {r.prune_fraction}")
+        if r.prune_fraction == 0.0 and r.levels is None:
+            raise ConfigError("prune_fraction 0 never reaches the target; give --levels")
+        if r.levels is not None and r.levels < 0:
+            raise ConfigError("levels must be non-negative")
+        if r.rewind_epoch < 1:
+            raise ConfigError("rewind_epoch must be at least 1")
+    if r.name == "wr":
+        total = cfg.schedule.cycles * cfg.schedule.epochs
+        if r.rewind_epoch > total:
+            raise ConfigError(f"rewind_epoch {r.rewind_epoch} exceeds the {total} epochs of dense training")
+        if r.wr_schedule == "remaining" and (cfg.schedule.cycles != 1 or r.rewind_epoch >= cfg.schedule.epochs):
+            raise ConfigError("wr_schedule remaining needs one cycle longer than rewind_epoch")
+    if r.name == "coupling":
+        if m.method != "none":
+            raise ConfigError("recipe coupling takes its mask from --mask-from; drop --prune")
+        if not r.mask_from:
+            raise ConfigError("recipe coupling needs --mask-from CHECKPOINT")
+        if r.coupling_init in ("warmup", "warmup-signs") and not r.warmup_from:
+            raise ConfigError(f"coupling init {r.coupling_init} needs --warmup-from CHECKPOINT")
+    elif r.mask_from or r.warmup_from or r.signs_from:
+        raise ConfigError("--mask-from, --warmup-from and --signs-from belong to recipe coupling")

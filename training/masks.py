@@ -15,12 +15,11 @@ elsewhere (e.g. a rewound momentum buffer that was dense).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn
 
-from training.config import MaskConfig
 from training.errors import ConfigError
 
 Mask = dict[str, torch.Tensor]
@@ -49,48 +48,6 @@ def full_mask(model: nn.Module, names: list[str]) -> Mask:
     """An all-True mask over ``names``."""
     params = dict(model.named_parameters())
     return {n: torch.ones_like(params[n], dtype=torch.bool) for n in names}
-
-
-def exact_random_mask(shape: torch.Size, keep: int, generator: torch.Generator) -> torch.Tensor:
-    """A bool tensor of ``shape`` with exactly ``keep`` True entries at uniformly random positions."""
-    numel = int(torch.Size(shape).numel())
-    flat = torch.zeros(numel, dtype=torch.bool)
-    flat[torch.randperm(numel, generator=generator)[:keep]] = True
-    return flat.view(shape)
-
-
-def uniform_random_mask(model: nn.Module, names: list[str], sparsity: float, generator: torch.Generator) -> Mask:
-    """Random mask with the same density ``d = 1 - sparsity`` in every layer.
-
-    Layer l keeps exactly ``round(d * N_l)`` weights (at least one), at positions drawn uniformly
-    with ``generator``; the global density therefore equals d up to rounding.
-    """
-    params = dict(model.named_parameters())
-    mask = {}
-    for name in names:
-        numel = params[name].numel()
-        keep = max(1, min(numel, round((1.0 - sparsity) * numel)))
-        mask[name] = exact_random_mask(params[name].shape, keep, generator)
-    return mask
-
-
-def _no_mask(model: nn.Module, names: list[str], sparsity: float, generator: torch.Generator) -> Mask:
-    return full_mask(model, names)
-
-
-# Mask builders for a freshly initialised model. Issue-3 scorers (SNIP, SynFlow, ...) register here too.
-MASKERS: dict[str, Callable[[nn.Module, list[str], float, torch.Generator], Mask]] = {
-    "none": _no_mask,
-    "random": uniform_random_mask,
-}
-
-
-def make_mask(model: nn.Module, cfg: MaskConfig, generator: torch.Generator) -> Mask:
-    """Build the initial mask described by ``cfg`` on ``model``'s prunable parameters."""
-    if cfg.method not in MASKERS:
-        raise ConfigError(f"unknown pruning method {cfg.method!r}; choose from: {', '.join(sorted(MASKERS))}")
-    names = prunable_names(model, cfg.prune_shortcuts, cfg.prune_last)
-    return MASKERS[cfg.method](model, names, cfg.sparsity, generator)
 
 
 @torch.no_grad()

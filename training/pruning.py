@@ -354,6 +354,11 @@ def smart_ratio_densities(
     n_total = sum(numel.values())
     n_linear = sum(numel[n] for n in linear)
     goal = math.floor(n_total * density) - math.floor(linear_keep_ratio * n_linear)
+    if goal <= 0:
+        raise ConfigError(
+            f"smart-ratio: the linear layers' fixed keep ratio {linear_keep_ratio} alone exceeds the budget at "
+            f"density {density:.4g} (the conv layers would collapse); lower the sparsity or linear_keep_ratio"
+        )
     test = sum(math.floor(numel[n] * raw[n]) for n in conv)
     p = {n: goal / test * raw[n] for n in conv}
     carry = 0.0

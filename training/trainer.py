@@ -1,26 +1,29 @@
-"""The masked training loop, with checkpoints, metrics, resume and divergence handling.
+"""The masked training loop, run as resumable *stages*, with checkpoints, metrics and divergence handling.
 
-A run lives in ``<out>/<name>-<hash>/`` and holds:
+A stage trains one (model, mask) start for the cycles of a schedule, in its own folder:
 
-* ``config.yaml``: the resolved config; ``manifest.json``: status (``running``, ``complete``,
-  ``diverged``), progress and file list;
-* ``init.pt``: the masked initialisation; ``cycle_<k>.pt``: the state at the end of cycle k
-  (k = 1..C); ``epoch_<n>.pt`` every ``save_every`` epochs (n counts all epochs);
+* ``init.pt``: the stage's starting point; ``cycle_<k>.pt``: the state at the end of cycle k;
+  ``epoch_<n>.pt`` every ``save_every`` epochs and named extra saves (e.g. ``rewind.pt``);
 * ``metrics.nc``: per-epoch metrics with ``cycle`` and ``epoch`` (within the cycle) coordinates;
+* ``stage.json``: status and the list of checkpoints it wrote (level, cycle, epoch, sparsity);
 * ``resume.pt``: model, optimiser and RNG state after the last completed epoch (deleted when done).
 
-Reproducibility: the initialisation, the mask and each epoch's data order and augmentation are
-seeded from ``(seed, stream name)`` only (:func:`training.fileio.derive_seed`), and the resume file
-holds the optimiser state, so an interrupted run resumed from ``resume.pt`` ends bitwise-identical to
-an uninterrupted one on CPU.
+A complete stage is skipped; an interrupted one resumes from ``resume.pt``. Recipes
+(:mod:`training.recipes`) chain stages; the plain pruning-at-initialisation run is one stage in the
+run folder itself.
+
+Reproducibility: the initialisation, the mask and every epoch's data order and augmentation are
+seeded from ``(seed, stream name, global epoch index)`` only (:func:`training.fileio.derive_seed`),
+and the resume file holds the optimiser state, so an interrupted run resumed from ``resume.pt``
+ends bitwise-identical to an uninterrupted one on CPU.
 """
 
 from __future__ import annotations
 
-import math
+import os
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,49 +36,31 @@ from tqdm.auto import tqdm
 
 from training import __version__
 from training.checkpoint import FORMAT_VERSION, read_checkpoint, save_checkpoint
-from training.config import TrainConfig, config_hash, to_dict, to_yaml, validate
-from training.data import DataBundle, load_data
+from training.config import ScheduleConfig, TrainConfig, config_hash, to_dict, to_yaml
+from training.data import DataBundle
 from training.errors import DivergedError
-from training.evaluate import evaluate, resolve_device
-from training.fileio import atomic_netcdf, atomic_write_json, atomic_write_text, derive_seed, read_json
-from training.masks import MaskedParameters, apply_mask, make_mask, weight_density
+from training.evaluate import evaluate
+from training.fileio import atomic_netcdf, atomic_write_json, derive_seed, read_json
+from training.masks import Mask, MaskedParameters, apply_mask, density, weight_density
 from training.models import build
 from training.schedules import learning_rate
 
 METRIC_NAMES = ("train_loss", "train_error", "test_loss", "test_error", "lr", "density")
 
 
-@dataclass
-class RunResult:
-    """What :func:`train` returns: the run folder, whether it was already complete, and its metrics."""
-
-    run_dir: Path
-    config: TrainConfig
-    metrics: xr.Dataset
-    skipped: bool = False
-
-    def checkpoint(self, cycle: int | None = None) -> Path:
-        """Path of ``cycle_<k>.pt`` (``init.pt`` for cycle 0; the last cycle by default)."""
-        k = self.config.schedule.cycles if cycle is None else cycle
-        return self.run_dir / ("init.pt" if k == 0 else f"cycle_{k}.pt")
-
-
 def progress_disabled(quiet: bool) -> bool | None:
     """tqdm's ``disable``: off under ``quiet`` or in CI, and (``None``) whenever stderr is not a TTY."""
-    import os
-
     return True if (quiet or os.environ.get("CI")) else None
 
 
-def metrics_dataset(records: list[dict[str, Any]], cfg: TrainConfig, attrs: dict[str, Any]) -> xr.Dataset:
-    """Per-epoch records -> Dataset with dims ``(cycle, epoch)``; epochs not yet run are NaN.
+def metrics_dataset(records: list[dict[str, Any]], cycles: int, epochs: int, attrs: dict[str, Any]) -> xr.Dataset:
+    """Per-epoch records -> Dataset with dims ``(cycle, epoch)``; epochs not run are NaN.
 
     Variables: ``train_loss``/``train_error`` (running means over the epoch's training batches, in
     train mode, with augmentation), ``test_loss``/``test_error`` (eval mode, after the epoch), ``lr``
     (the rate of the epoch's last step), ``density`` (measured fraction of non-zero prunable weights).
-    Coordinate ``global_epoch`` counts epochs over all cycles.
+    Coordinate ``global_epoch`` counts epochs over the stage's cycles.
     """
-    cycles, epochs = cfg.schedule.cycles, cfg.schedule.epochs
     data = {name: np.full((cycles, epochs), np.nan) for name in METRIC_NAMES}
     for r in records:
         for name in METRIC_NAMES:
@@ -104,27 +89,86 @@ def metrics_dataset(records: list[dict[str, Any]], cfg: TrainConfig, attrs: dict
     return ds
 
 
+@dataclass
+class StageStart:
+    """Where a stage starts: a model state (``None``: keep the freshly built model), its mask, and
+    optionally an optimiser state and a position ``(cycle, epoch)`` already completed (for weight
+    rewinding that continues the schedule rather than restarting it)."""
+
+    state: Mapping[str, torch.Tensor] | None
+    mask: Mask
+    optimizer_state: dict | None = None
+    position: tuple[int, int] = (1, 0)
+
+
+@dataclass
+class Stage:
+    """One training stage of a recipe.
+
+    ``directory`` holds its files; ``level`` labels it in manifests; ``epoch_offset`` is the number of
+    epochs trained before it in the recipe (it shifts the data-order seeds); ``data`` overrides the
+    run's training data (e.g. corrupted data for sanity checks); ``extra_saves`` maps a global epoch
+    of the stage to a file name written with the optimiser state (e.g. ``{10: "rewind.pt"}``).
+    """
+
+    directory: Path
+    schedule: ScheduleConfig
+    level: int = 0
+    epoch_offset: int = 0
+    data: DataBundle | None = None
+    extra_saves: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass
+class StageResult:
+    """A finished stage: its folder, metrics, final checkpoint path and the checkpoints it wrote."""
+
+    stage: Stage
+    metrics: xr.Dataset
+    checkpoints: list[dict[str, Any]]
+    skipped: bool = False
+
+    @property
+    def final(self) -> Path:
+        """``cycle_<C>.pt`` of the stage."""
+        return self.stage.directory / f"cycle_{self.stage.schedule.cycles}.pt"
+
+
 class Trainer:
-    """Runs one :class:`TrainConfig` in its run folder; see the module docstring for the layout."""
+    """Trains the stages of one run. ``data`` is the run's (true) data; ``device`` a torch device."""
 
     def __init__(
         self,
         cfg: TrainConfig,
-        out: str | Path,
+        run_dir: Path,
+        data: DataBundle,
+        device: torch.device,
         *,
         quiet: bool = False,
         log: Callable[[str], None] | None = None,
-        data: DataBundle | None = None,
+        meta_extra: Mapping[str, Any] | None = None,
     ):
-        self.cfg = validate(cfg)
-        self.run_dir = Path(out) / cfg.run_name
-        self.hash = config_hash(cfg)
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.data = data
+        self.device = device
         self.quiet = quiet
         self.log = log or (lambda msg: None if quiet else print(msg, file=sys.stderr))
-        self._data = data
+        self.hash = config_hash(cfg)
+        self.model_kwargs: dict[str, Any] = {"input_shape": list(data.input_shape)}
+        if cfg.model.width is not None:
+            self.model_kwargs["width"] = cfg.model.width
+        self.meta_extra = dict(meta_extra or {})
 
     # ---------------------------------------------------------------- helpers
-    def _meta(self, cycle: int, epoch: int) -> dict[str, Any]:
+    def fresh_model(self, stream: str = "init") -> nn.Module:
+        """The architecture, initialised from ``(seed, stream)`` without touching the global RNG."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(self.cfg.seed, stream))
+            return build(self.cfg.model.name, self.data.num_classes, **self.model_kwargs)
+
+    def meta(self, stage: Stage, cycle: int, epoch: int, mask: Mask) -> dict[str, Any]:
+        """Checkpoint meta (see :mod:`training.checkpoint`); ``epoch`` counts the stage's epochs."""
         c = self.cfg
         return {
             "model": c.model.name,
@@ -134,18 +178,21 @@ class Trainer:
             "num_classes": self.data.num_classes,
             "epoch": epoch,
             "cycle": cycle,
+            "level": stage.level,
+            "sparsity": 1.0 - density(mask) if mask else 0.0,
             "config_hash": self.hash,
             "run_name": c.run_name,
             "seed": c.seed,
-            "sparsity": c.mask.sparsity,
             "prune": c.mask.method,
-            "schedule": c.schedule.name,
+            "schedule": stage.schedule.name,
             "format_version": FORMAT_VERSION,
             "landscape_version": __version__,
             "torch_version": str(torch.__version__),
+            **self.meta_extra,
         }
 
-    def _attrs(self) -> dict[str, Any]:
+    def attrs(self) -> dict[str, Any]:
+        """Attributes of metrics Datasets."""
         return {
             "run_name": self.cfg.run_name,
             "config_hash": self.hash,
@@ -154,78 +201,62 @@ class Trainer:
             "torch_version": str(torch.__version__),
         }
 
-    def _manifest(self, status: str, **extra: Any) -> None:
-        files = sorted(p.name for p in self.run_dir.glob("*.pt") if p.name != "resume.pt")
-        atomic_write_json(
-            self.run_dir / "manifest.json",
-            {
-                "status": status,
-                "config_hash": self.hash,
-                "run_name": self.cfg.run_name,
-                "checkpoints": files,
-                "landscape_version": __version__,
-                **extra,
-            },
-        )
-
-    def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+    def optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        """A fresh SGD optimiser (momentum buffers empty)."""
         o = self.cfg.optim
         return torch.optim.SGD(
             model.parameters(), lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay
         )
 
-    # ---------------------------------------------------------------- main
-    def run(self) -> RunResult:
-        """Train (or resume, or skip if complete) and return the run's result."""
-        cfg = self.cfg
-        manifest = read_json(self.run_dir / "manifest.json")
-        if manifest and manifest.get("status") == "complete" and (self.run_dir / "metrics.nc").exists():
-            self.log(f"already complete: {self.run_dir}")
-            return RunResult(self.run_dir, cfg, xr.load_dataset(self.run_dir / "metrics.nc"), skipped=True)
+    # ---------------------------------------------------------------- stages
+    def run_stage(self, stage: Stage, start: Callable[[], StageStart]) -> StageResult:
+        """Train ``stage`` from ``start()`` (called only if the stage has not started yet)."""
+        sdir = stage.directory
+        sched = stage.schedule
+        status = read_json(sdir / "stage.json")
+        if status and status.get("status") == "complete" and (sdir / "metrics.nc").exists():
+            return StageResult(stage, xr.load_dataset(sdir / "metrics.nc"), status["checkpoints"], skipped=True)
 
-        device = resolve_device(cfg.device)
-        self.data = self._data or load_data(cfg.data)
-        atomic_write_text(self.run_dir / "config.yaml", to_yaml(cfg))
-
-        self.model_kwargs = {"input_shape": list(self.data.input_shape)}
-        if cfg.model.width is not None:
-            self.model_kwargs["width"] = cfg.model.width
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed(cfg.seed, "init"))
-            model = build(cfg.model.name, self.data.num_classes, **self.model_kwargs)
-        mask = make_mask(model, cfg.mask, torch.Generator().manual_seed(derive_seed(cfg.seed, "mask")))
-        apply_mask(model, mask)
-        init_path = self.run_dir / "init.pt"
-        if not init_path.exists():
-            save_checkpoint(init_path, model.state_dict(), mask, self._meta(0, 0))
-
+        model = self.fresh_model()
+        init_path, resume_path = sdir / "init.pt", sdir / "resume.pt"
+        checkpoints: list[dict[str, Any]] = list((status or {}).get("checkpoints", []))
         records: list[dict[str, Any]] = []
-        start_cycle, start_epoch = 1, 0  # last completed (cycle, epoch within cycle)
         opt_state = None
-        resume_path = self.run_dir / "resume.pt"
         if resume_path.exists():
             ckpt = read_checkpoint(resume_path)
             model.load_state_dict(ckpt["model"])
             mask = ckpt["mask"]
             records = list(ckpt["progress"]["records"])
-            start_cycle, start_epoch = ckpt["progress"]["cycle"], ckpt["progress"]["epoch"]
+            position = (ckpt["progress"]["cycle"], ckpt["progress"]["epoch"])
             opt_state = ckpt["optimizer"]
             torch.set_rng_state(ckpt["rng"])
-            self.log(f"resuming {self.run_dir.name} after cycle {start_cycle} epoch {start_epoch}")
-        model.to(device)
-        masked = MaskedParameters(model, mask)
-        self._manifest("running")
+            self.log(f"resuming {sdir} after cycle {position[0]} epoch {position[1]}")
+        else:
+            begin = start()
+            mask = {n: m.cpu().bool() for n, m in begin.mask.items()}
+            if begin.state is not None:
+                model.load_state_dict(begin.state)
+            apply_mask(model, mask)
+            opt_state, position = begin.optimizer_state, begin.position
+            if not init_path.exists():
+                save_checkpoint(init_path, model.state_dict(), mask, self.meta(stage, 0, 0, mask))
+            checkpoints = [self._entry(stage, "init.pt", 0, 0, mask)]
+            self._status(stage, "running", checkpoints)
 
-        sched = cfg.schedule
+        model.to(self.device)
+        masked = MaskedParameters(model, mask)
+        data = stage.data or self.data
+        pin = self.device.type == "cuda"
+        batch_size = self.cfg.data.batch_size
+        test_loader = self.data.eval_loader("test", self.cfg.data.eval_batch_size, pin)
+        steps_per_epoch = len(data.train_loader(batch_size, 0))
+        total_steps = sched.epochs * steps_per_epoch
         E, C = sched.epochs, sched.cycles
-        pin = device.type == "cuda"
-        test_loader = self.data.eval_loader("test", cfg.data.eval_batch_size, pin)
-        steps_per_epoch = len(self.data.train_loader(cfg.data.batch_size, 0))
-        total_steps = E * steps_per_epoch
+        start_cycle, start_epoch = position
         bar = tqdm(
             total=C * E,
             initial=(start_cycle - 1) * E + start_epoch,
-            desc=cfg.run_name,
+            desc=f"{self.cfg.run_name}/{sdir.name}" if sdir != self.run_dir else self.cfg.run_name,
             unit="epoch",
             disable=progress_disabled(self.quiet),
             leave=False,
@@ -235,48 +266,74 @@ class Trainer:
                 first_epoch = start_epoch + 1 if cycle == start_cycle else 1
                 if first_epoch > E:
                     continue
-                optimizer = self._optimizer(model)
-                if opt_state is not None and cycle == start_cycle and first_epoch > 1:
+                optimizer = self.optimizer(model)
+                if opt_state is not None and cycle == start_cycle:
                     optimizer.load_state_dict(opt_state)
                 for epoch in range(first_epoch, E + 1):
+                    global_epoch = stage.epoch_offset + (cycle - 1) * E + epoch
                     record = self._train_epoch(
-                        model, masked, optimizer, cycle, epoch, steps_per_epoch, total_steps, device, pin
+                        stage,
+                        model,
+                        masked,
+                        optimizer,
+                        data,
+                        cycle,
+                        epoch,
+                        global_epoch,
+                        steps_per_epoch,
+                        total_steps,
+                        pin,
                     )
-                    record["test_loss"], record["test_error"] = evaluate(model, test_loader, device)
+                    record["test_loss"], record["test_error"] = evaluate(model, test_loader, self.device)
                     record["density"] = weight_density(model, masked.names) if masked.names else 1.0
                     records.append(record)
-                    self._end_of_epoch(model, mask, optimizer, records, cycle, epoch)
+                    checkpoints = self._end_of_epoch(stage, model, mask, optimizer, records, checkpoints, cycle, epoch)
                     bar.update(1)
                     bar.set_postfix(
-                        cycle=cycle,
-                        train_loss=f"{record['train_loss']:.3f}",
-                        test_err=f"{record['test_error']:.3f}",
+                        cycle=cycle, train_loss=f"{record['train_loss']:.3f}", test_err=f"{record['test_error']:.3f}"
                     )
         finally:
             bar.close()
 
-        metrics = metrics_dataset(records, cfg, self._attrs())
-        atomic_netcdf(metrics, self.run_dir / "metrics.nc")
-        final = records[-1]
-        self._manifest("complete", final={k: final[k] for k in METRIC_NAMES})
+        metrics = metrics_dataset(records, C, E, self.attrs())
+        atomic_netcdf(metrics, sdir / "metrics.nc")
+        self._status(stage, "complete", checkpoints, final={k: records[-1][k] for k in METRIC_NAMES})
         resume_path.unlink(missing_ok=True)
-        return RunResult(self.run_dir, cfg, metrics)
+        return StageResult(stage, metrics, checkpoints)
 
-    def _train_epoch(self, model, masked, optimizer, cycle, epoch, steps_per_epoch, total_steps, device, pin):
+    def _entry(self, stage: Stage, name: str, cycle: int, epoch: int, mask: Mask) -> dict[str, Any]:
+        rel = (stage.directory / name).relative_to(self.run_dir).as_posix()
+        return {
+            "path": rel,
+            "level": stage.level,
+            "cycle": cycle,
+            "epoch": epoch,
+            "sparsity": 1.0 - density(mask) if mask else 0.0,
+        }
+
+    def _status(self, stage: Stage, status: str, checkpoints: list[dict[str, Any]], **extra: Any) -> None:
+        atomic_write_json(
+            stage.directory / "stage.json",
+            {"status": status, "level": stage.level, "checkpoints": checkpoints, **extra},
+        )
+
+    def _train_epoch(
+        self, stage, model, masked, optimizer, data, cycle, epoch, global_epoch, steps_per_epoch, total_steps, pin
+    ):
         cfg = self.cfg
-        # Every random draw of this epoch (order, augmentation, dropout) depends only on (seed, cycle, epoch).
-        torch.manual_seed(derive_seed(cfg.seed, "epoch", cycle, epoch))
-        loader = self.data.train_loader(cfg.data.batch_size, derive_seed(cfg.seed, "order", cycle, epoch), pin)
+        # Every random draw of this epoch (order, augmentation, dropout) depends only on (seed, global epoch).
+        torch.manual_seed(derive_seed(cfg.seed, "epoch", global_epoch))
+        loader = data.train_loader(cfg.data.batch_size, derive_seed(cfg.seed, "order", global_epoch), pin)
         model.train()
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        wrong = torch.zeros((), dtype=torch.int64, device=device)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        wrong = torch.zeros((), dtype=torch.int64, device=self.device)
         count = 0
         step = (epoch - 1) * steps_per_epoch
         lr = cfg.optim.lr
         for x, y in loader:
-            x = x.to(device, non_blocking=True)
-            y = y.to(device, non_blocking=True)
-            lr = learning_rate(cfg.schedule, cfg.optim.lr, step, total_steps, cycle)
+            x = x.to(self.device, non_blocking=True)
+            y = y.to(self.device, non_blocking=True)
+            lr = learning_rate(stage.schedule, cfg.optim.lr, step, total_steps, cycle)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             out = model(x)
@@ -291,50 +348,47 @@ class Trainer:
             count += len(y)
             step += 1
         train_loss = float(loss_sum) / count
-        if not math.isfinite(train_loss):
-            self._diverged(cycle, epoch)
-        return {
-            "cycle": cycle,
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "train_error": int(wrong) / count,
-            "lr": lr,
-        }
+        if not np.isfinite(train_loss):
+            self._diverged(stage, cycle, epoch)
+        return {"cycle": cycle, "epoch": epoch, "train_loss": train_loss, "train_error": int(wrong) / count, "lr": lr}
 
-    def _diverged(self, cycle: int, epoch: int) -> None:
-        last = "resume.pt" if (self.run_dir / "resume.pt").exists() else "init.pt"
-        self._manifest("diverged", diverged={"cycle": cycle, "epoch": epoch, "last_good": last})
+    def _diverged(self, stage: Stage, cycle: int, epoch: int) -> None:
+        sdir = stage.directory
+        last = sdir / ("resume.pt" if (sdir / "resume.pt").exists() else "init.pt")
+        info = {"level": stage.level, "cycle": cycle, "epoch": epoch, "last_good": str(last.relative_to(self.run_dir))}
+        status = read_json(sdir / "stage.json") or {}
+        self._status(stage, "diverged", status.get("checkpoints", []), diverged=info)
         raise DivergedError(
-            f"training diverged (non-finite loss) in cycle {cycle}, epoch {epoch}; "
-            f"the last good state is {self.run_dir / last}"
+            f"training diverged (non-finite loss) in cycle {cycle}, epoch {epoch}; the last good state is {last}"
         )
 
-    def _end_of_epoch(self, model, mask, optimizer, records, cycle, epoch) -> None:
-        cfg = self.cfg
-        E = cfg.schedule.epochs
-        total_epochs = (cycle - 1) * E + epoch
+    def _end_of_epoch(self, stage, model, mask, optimizer, records, checkpoints, cycle, epoch):
+        E = stage.schedule.epochs
+        done = (cycle - 1) * E + epoch
         state = model.state_dict()
+        completed = cycle if epoch == E else cycle - 1
+        entries = [e for e in checkpoints]
+
+        def save(name: str, **extra: Any) -> None:
+            save_checkpoint(stage.directory / name, state, mask, self.meta(stage, completed, done, mask), **extra)
+            entries[:] = [e for e in entries if e["path"] != self._entry(stage, name, 0, 0, mask)["path"]]
+            entries.append(self._entry(stage, name, completed, done, mask))
+
         if epoch == E:
-            save_checkpoint(self.run_dir / f"cycle_{cycle}.pt", state, mask, self._meta(cycle, total_epochs))
-        if cfg.save_every and total_epochs % cfg.save_every == 0:
-            completed = cycle if epoch == E else cycle - 1
-            save_checkpoint(self.run_dir / f"epoch_{total_epochs}.pt", state, mask, self._meta(completed, total_epochs))
-        atomic_netcdf(metrics_dataset(records, cfg, self._attrs()), self.run_dir / "metrics.nc")
+            save(f"cycle_{cycle}.pt")
+        if self.cfg.save_every and done % self.cfg.save_every == 0:
+            save(f"epoch_{done}.pt")
+        if done in stage.extra_saves:
+            save(stage.extra_saves[done], optimizer=optimizer.state_dict())
+        atomic_netcdf(metrics_dataset(records, stage.schedule.cycles, E, self.attrs()), stage.directory / "metrics.nc")
+        self._status(stage, "running", entries)
         save_checkpoint(
-            self.run_dir / "resume.pt",
+            stage.directory / "resume.pt",
             state,
             mask,
-            self._meta(cycle if epoch == E else cycle - 1, total_epochs),
+            self.meta(stage, completed, done, mask),
             optimizer=optimizer.state_dict(),
             rng=torch.get_rng_state(),
             progress={"cycle": cycle, "epoch": epoch, "records": records},
         )
-
-
-def train(cfg: TrainConfig, out: str | Path, *, quiet: bool = False, data: DataBundle | None = None) -> RunResult:
-    """Train ``cfg`` under ``out``; resumes an interrupted run and skips a complete one.
-
-    Returns a :class:`RunResult`. Raises :class:`training.errors.DivergedError` (exit code 3) on a
-    non-finite training loss, after marking the run ``diverged`` in ``manifest.json``.
-    """
-    return Trainer(cfg, out, quiet=quiet, data=data).run()
+        return entries
