@@ -328,6 +328,15 @@ def test_every_recipe_runs_on_every_model(tmp_path, model, data, width):
             assert 1 - density(final["mask"]) == pytest.approx(target, abs=0.01), label
         assert all(torch.all(final["model"][n][~m] == 0) for n, m in final["mask"].items()), label
         assert np.isfinite(run.metrics["test_loss"].values[~np.isnan(run.metrics["test_loss"].values)]).all()
+        if label == "lrr":
+            lrr_run = run
+    coupling = {"recipe.name": "coupling", "recipe.coupling_init": "warmup-signs",
+                "recipe.mask_from": str(lrr_run.checkpoint()),
+                "recipe.warmup_from": str(lrr_run.run_dir / "level_0" / "rewind.pt")}
+    base = tiny_config(data=data, model=ModelConfig(name=model, width=width), schedule=ScheduleConfig(epochs=1),
+                       mask=MaskConfig())
+    run = train(replace_dotted(base, coupling), tmp_path, quiet=True)
+    assert 1 - density(read_checkpoint(run.checkpoint())["mask"]) == pytest.approx(0.5, abs=0.01)
     if model == "mlp":
         with pytest.raises(ConfigError, match="smart-ratio needs convolutional layers"):
             train(
