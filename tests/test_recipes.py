@@ -330,11 +330,15 @@ def test_every_recipe_runs_on_every_model(tmp_path, model, data, width):
         assert np.isfinite(run.metrics["test_loss"].values[~np.isnan(run.metrics["test_loss"].values)]).all()
         if label == "lrr":
             lrr_run = run
-    coupling = {"recipe.name": "coupling", "recipe.coupling_init": "warmup-signs",
-                "recipe.mask_from": str(lrr_run.checkpoint()),
-                "recipe.warmup_from": str(lrr_run.run_dir / "level_0" / "rewind.pt")}
-    base = tiny_config(data=data, model=ModelConfig(name=model, width=width), schedule=ScheduleConfig(epochs=1),
-                       mask=MaskConfig())
+    coupling = {
+        "recipe.name": "coupling",
+        "recipe.coupling_init": "warmup-signs",
+        "recipe.mask_from": str(lrr_run.checkpoint()),
+        "recipe.warmup_from": str(lrr_run.run_dir / "level_0" / "rewind.pt"),
+    }
+    base = tiny_config(
+        data=data, model=ModelConfig(name=model, width=width), schedule=ScheduleConfig(epochs=1), mask=MaskConfig()
+    )
     run = train(replace_dotted(base, coupling), tmp_path, quiet=True)
     assert 1 - density(read_checkpoint(run.checkpoint())["mask"]) == pytest.approx(0.5, abs=0.01)
     if model == "mlp":
