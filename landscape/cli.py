@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -23,7 +24,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Sparse training and loss-landscape analysis. Run `landscape demo` for the main job on MNIST-1D.",
 )
-out_console = Console(highlight=False)
+# Piped output (files, CI logs, tests) gets a fixed 120 columns, so run names and paths are not wrapped.
+out_console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
 
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars or log lines.")
@@ -165,6 +167,24 @@ def train(
     print(result.run_dir)  # plain print: the one machine-readable line, never wrapped
 
 
+def _checkpoint_data(meta: dict[str, Any], data: str | None, data_root: str | None) -> Any:
+    """The DataBundle a checkpoint was trained on (its meta's data config), with CLI overrides."""
+    import dataclasses
+
+    from training.config import DataConfig, from_dict
+    from training.data import load_data
+
+    data_cfg = from_dict(DataConfig, meta.get("data_config") or {"name": meta["dataset"]})
+    changes = {k: v for k, v in (("name", data), ("root", data_root)) if v is not None}
+    return load_data(dataclasses.replace(data_cfg, **changes))
+
+
+def _splits(split: str) -> list[str]:
+    if split not in ("test", "train", "both"):
+        raise UserError(f"unknown split {split!r}; choose from: test, train, both")
+    return ["train", "test"] if split == "both" else [split]
+
+
 def _print_interpolation(ds: Any) -> None:
     table = Table(title="loss and error along θ(α) = (1−α)θ_A + αθ_B")
     table.add_column("α", justify="right")
@@ -205,29 +225,16 @@ def interpolate(
     quiet: bool = QuietOpt,
 ) -> None:
     """Evaluate the linear path between two checkpoints and print the barriers."""
-    import dataclasses
-
     from landscape.checkpoint import check_compatible, load_checkpoint
     from landscape.interpolate import interpolate as run_interpolate
     from landscape.results import save_dataset
-    from training.config import DataConfig, from_dict
-    from training.data import load_data
 
-    if split not in ("test", "train", "both"):
-        raise UserError(f"unknown split {split!r}; choose from: test, train, both")
+    names = _splits(split)
     if points < 2:
         raise UserError(f"--points must be at least 2 (both endpoints), got {points}")
     a, b = load_checkpoint(ckpt_a), load_checkpoint(ckpt_b)
     check_compatible(a, b)
-    data_cfg = from_dict(DataConfig, a.meta.get("data_config") or {"name": a.meta["dataset"]})
-    changes: dict[str, Any] = {}
-    if data is not None:
-        changes["name"] = data
-    if data_root is not None:
-        changes["root"] = data_root
-    data_cfg = dataclasses.replace(data_cfg, **changes)
-    bundle = load_data(data_cfg)
-    names = ["train", "test"] if split == "both" else [split]
+    bundle = _checkpoint_data(a.meta, data, data_root)
     splits = {s: bundle.eval_loader(s, batch_size) for s in names}
     ds = run_interpolate(
         a,
@@ -262,14 +269,10 @@ def prune(
     seed: int = typer.Option(0, help="Seed for random masks and sample selection."),
 ) -> None:
     """Apply a scorer to a checkpoint's weights and write a new checkpoint with the pruned mask."""
-    import dataclasses
-
     import torch
 
     from landscape.checkpoint import load_checkpoint
     from training.checkpoint import save_checkpoint
-    from training.config import DataConfig, from_dict
-    from training.data import load_data
     from training.masks import apply_mask
     from training.pruning import METHODS, check_sparsity
     from training.pruning import prune as run_prune
@@ -281,9 +284,7 @@ def prune(
     options: dict[str, Any] = {}
     batch = None
     if method in ("snip", "grasp"):
-        data_cfg = from_dict(DataConfig, source.meta.get("data_config") or {"name": source.meta["dataset"]})
-        changes = {k: v for k, v in (("name", data), ("root", data_root)) if v is not None}
-        bundle = load_data(dataclasses.replace(data_cfg, **changes))
+        bundle = _checkpoint_data(source.meta, data, data_root)
         batch = bundle.labelled_sample(samples_per_class, torch.Generator().manual_seed(seed))
     if method == "random":
         options = {"distribution": distribution, "generator": torch.Generator().manual_seed(seed)}
@@ -299,6 +300,201 @@ def prune(
     )
     save_checkpoint(out, source.model.state_dict(), mask, meta)
     print(f"wrote {out} (sparsity {meta['sparsity']:.4f})")
+
+
+@app.command()
+def hessian(
+    ckpt: Path = typer.Argument(..., help="Checkpoint (its mask defines the sparse subspace)."),
+    top_k: int = typer.Option(1, "--top-k", help="Number of top eigenvalues."),
+    trace: bool = typer.Option(False, "--trace", help="Also estimate the trace (Hutchinson)."),
+    density: bool = typer.Option(False, "--density", help="Also estimate the spectral density (SLQ)."),
+    batches: int = typer.Option(1, help="Training batches the Hessian is averaged over."),
+    batch_size: int = typer.Option(128, help="Samples per batch (unaugmented training data)."),
+    subspace: str = typer.Option("mask", help="mask (kept weights and all other parameters) or dense."),
+    method: str = typer.Option("lanczos", help="lanczos, eigsh, power or pyhessian."),
+    tol: float = typer.Option(1e-3, help="Relative tolerance."),
+    max_iter: int = typer.Option(100, help="Iteration cap."),
+    seed: int = typer.Option(0),
+    data: str = typer.Option(None, help="Dataset (default: the checkpoint's)."),
+    data_root: str = typer.Option(None, help="Folder holding CIFAR/ImageNet files."),
+    device: str = DeviceOpt,
+    out: Path = typer.Option(None, help="Write the Dataset to this netCDF file."),
+) -> None:
+    """Top-k Hessian eigenvalues (and optionally trace and density) of the mean training loss."""
+    import itertools
+
+    import xarray as xr
+
+    from landscape.checkpoint import load_checkpoint
+    from landscape.hessian import hessian_density, hessian_eigenvalues, hessian_trace
+    from landscape.results import save_dataset
+
+    if batches < 1 or batch_size < 1:
+        raise UserError("--batches and --batch-size must be at least 1")
+    c = load_checkpoint(ckpt)
+    bundle = _checkpoint_data(c.meta, data, data_root)
+    chosen = list(itertools.islice(bundle.eval_loader("train", batch_size), batches))
+    parts = [
+        hessian_eigenvalues(
+            c, chosen, k=top_k, tol=tol, max_iter=max_iter, method=method, subspace=subspace, seed=seed, device=device
+        )
+    ]
+    table = Table(
+        title=f"Hessian of the mean loss over {sum(len(b[1]) for b in chosen)} samples "
+        f"({subspace} subspace, dimension {parts[0].attrs['dimension']})"
+    )
+    for col in ("k", "eigenvalue", "residual"):
+        table.add_column(col, justify="right")
+    for k, val, res in zip(
+        parts[0]["k"].values, parts[0]["eigenvalue"].values, parts[0]["residual"].values, strict=True
+    ):
+        table.add_row(str(k), f"{val:.6g}", f"{res:.2e}")
+    out_console.print(table)
+    if trace:
+        t = hessian_trace(c, chosen, subspace=subspace, seed=seed, device=device)
+        out_console.print(f"trace {float(t['trace']):.6g} ± {float(t['trace_stderr']):.2g} ({int(t['probes'])} probes)")
+        parts.append(t)
+    if density:
+        parts.append(hessian_density(c, chosen, subspace=subspace, seed=seed, device=device))
+        out_console.print("density: computed (SLQ)")
+    if out is not None:
+        save_dataset(xr.merge(parts, combine_attrs="drop_conflicts"), out)
+        print(f"wrote {out}")
+
+
+@app.command()
+def signs(
+    ckpt_a: Path = typer.Argument(...),
+    ckpt_b: Path = typer.Argument(...),
+    out: Path = typer.Option(None, help="Write the Dataset to this netCDF file."),
+) -> None:
+    """Sign flips, mask IoU, Hamming distance, retention and keep ratios per layer and in total."""
+    from landscape.results import save_dataset
+    from landscape.signs import sign_flips
+
+    ds = sign_flips(ckpt_a, ckpt_b)
+    table = Table(title="sign flips (on weights kept in both) and mask overlap")
+    cols = ("flip_fraction", "iou", "hamming", "retention", "keep_ratio_a", "keep_ratio_b")
+    table.add_column("layer")
+    for col in cols:
+        table.add_column(col.replace("_", " "), justify="right")
+    for i, layer in enumerate(ds["layer"].values):
+        table.add_row(str(layer), *[f"{float(ds[c].values[i]):.4f}" for c in cols])
+    table.add_row("total", *[f"{float(ds[c + '_total']):.4f}" for c in cols])
+    out_console.print(table)
+    if out is not None:
+        save_dataset(ds, out)
+        print(f"wrote {out}")
+
+
+@app.command()
+def surface(
+    ckpts: list[Path] = typer.Argument(..., help="One checkpoint (random directions) or three (their plane)."),
+    grid: int = typer.Option(21, help="Points per axis."),
+    span: str = typer.Option("-1,1", help="Range of each random-direction axis, e.g. -1,1."),
+    directions: int = typer.Option(2, help="1 or 2 random directions."),
+    split: str = typer.Option("test", help="test or train."),
+    bn: str = typer.Option(None, help="none or recalibrate (default: none for directions, recalibrate for planes)."),
+    batch_size: int = typer.Option(1000, help="Evaluation batch size."),
+    seed: int = typer.Option(0, help="Seed of the random directions."),
+    data: str = typer.Option(None, help="Dataset (default: the checkpoint's)."),
+    data_root: str = typer.Option(None, help="Folder holding CIFAR/ImageNet files."),
+    device: str = DeviceOpt,
+    out: Path = typer.Option(None, help="Write the Dataset to this netCDF file."),
+    figure: Path = typer.Option(None, help="Write a contour/heat-map figure (PNG or PDF)."),
+    quiet: bool = QuietOpt,
+) -> None:
+    """Loss and error on a grid: random filter-normalised directions, or the plane through three checkpoints."""
+    from landscape.checkpoint import load_checkpoint
+    from landscape.plot import plot_surface, save_figure
+    from landscape.results import save_dataset
+    from landscape.surface import plane
+    from landscape.surface import surface as run_surface
+
+    if len(ckpts) not in (1, 3):
+        raise UserError(f"give one checkpoint or three, got {len(ckpts)}")
+    if split not in ("test", "train"):
+        raise UserError(f"unknown split {split!r}; choose from: test, train")
+    try:
+        lo, hi = (float(v) for v in span.split(","))
+    except ValueError as exc:
+        raise UserError(f"--span must be two comma-separated numbers, got {span!r}") from exc
+    loaded = [load_checkpoint(p) for p in ckpts]
+    bundle = _checkpoint_data(loaded[0].meta, data, data_root)
+    loader = bundle.eval_loader(split, batch_size)
+    bn_data = bundle.eval_loader("train", batch_size)
+    if len(loaded) == 1:
+        ds = run_surface(
+            loaded[0], loader, directions, grid, (lo, hi), seed, bn or "none", bn_data, device=device, quiet=quiet
+        )
+    else:
+        ds = plane(*loaded, loader, grid=grid, bn=bn or "recalibrate", bn_data=bn_data, device=device, quiet=quiet)
+    out_console.print(
+        f"{ds.attrs['kind']}: loss in [{float(ds['loss'].min()):.4f}, {float(ds['loss'].max()):.4f}], "
+        f"error in [{float(ds['error'].min()):.4f}, {float(ds['error'].max()):.4f}] on {split}"
+    )
+    if out is not None:
+        save_dataset(ds, out)
+        print(f"wrote {out}")
+    if figure is not None:
+        save_figure(plot_surface(ds), figure)
+        print(f"wrote {figure}")
+
+
+@app.command()
+def analyze(
+    run_dirs: list[Path] = typer.Argument(..., help="Run folders (with manifest.json)."),
+    lmc: str = typer.Option("consecutive", help="consecutive, init or none."),
+    hessian_k: int = typer.Option(0, "--hessian-k", help="Top-k Hessian eigenvalues at every checkpoint (0: none)."),
+    signs: bool = typer.Option(True, "--signs/--no-signs", help="Sign and mask statistics."),
+    points: int = typer.Option(11, help="α points per interpolation."),
+    split: str = typer.Option("test", help="test, train or both."),
+    hessian_batch_size: int = typer.Option(128, help="Samples in the Hessian batch."),
+    data_root: str = typer.Option(None, help="Folder holding CIFAR/ImageNet files."),
+    device: str = DeviceOpt,
+    out: Path = typer.Option(None, help="Write the merged Dataset to this netCDF file."),
+    quiet: bool = QuietOpt,
+) -> None:
+    """Analyse run folders: LMC, Hessian and signs along each run's checkpoints, cached by content hash."""
+    from landscape.batch import analyze as run_analyze
+    from landscape.results import save_dataset
+
+    ds = run_analyze(
+        run_dirs,
+        lmc=lmc,
+        hessian_k=hessian_k,
+        signs=signs,
+        points=points,
+        splits=tuple(_splits(split)),
+        hessian_batch_size=hessian_batch_size,
+        data_root=data_root,
+        device=device,
+        quiet=quiet,
+    )
+    table = Table(
+        title=f"{ds.sizes['run']} runs ({ds.attrs['cache_hits']} cached pieces, {ds.attrs['cache_misses']} computed)"
+    )
+    for col in ("run", "status", "points", "final test error", "max error barrier", "final λ1"):
+        table.add_column(col, justify="right")
+    for run in ds["run"].values:
+        sel = ds.sel(run=run)
+        n = int((sel["level"] >= 0).sum())
+
+        def last(var: str, sel: Any = sel) -> str:
+            if var not in sel:
+                return "-"
+            vals = sel[var].values.reshape(sel.sizes["point"], -1)[:, 0]
+            vals = vals[np.isfinite(vals)]
+            return f"{vals[-1]:.4f}" if len(vals) else "-"
+
+        barrier = "-"
+        if "error_barrier" in sel and np.isfinite(sel["error_barrier"].values).any():
+            barrier = f"{np.nanmax(sel['error_barrier'].values):.4f}"
+        table.add_row(str(run), str(sel["status"].item()), str(n), last("test_error"), barrier, last("eigenvalue"))
+    out_console.print(table)
+    if out is not None:
+        save_dataset(ds, out)
+        print(f"wrote {out}")
 
 
 @app.command()
@@ -344,7 +540,17 @@ def demo(
             f"{float(sel['error_barrier'].sel(split='train')):.4f}",
         )
     out_console.print(lmc)
-    out_console.print(f"results: {result.out / 'lmc.nc'}, runs under {result.out / 'runs'}")
+    eig = Table(title="top Hessian eigenvalue (mask subspace, 512 training samples)")
+    eig.add_column("checkpoint")
+    eig.add_column("λ1", justify="right")
+    for label, value in zip(
+        result.hessian["checkpoint"].values, result.hessian["eigenvalue"].sel(k=1).values, strict=True
+    ):
+        eig.add_row(str(label), f"{value:.4g}")
+    out_console.print(eig)
+    flips = result.signs["flip_fraction_total"].values
+    out_console.print("sign flips against init, by cycle: " + ", ".join(f"{f:.3f}" for f in flips))
+    out_console.print(f"results: {result.out / 'lmc.nc'}, hessian.nc, signs.nc; runs under {result.out / 'runs'}")
     for fig in result.figures:
         out_console.print(f"figure: {fig}")
     out_console.print(f"done in {time.perf_counter() - start:.1f} s")

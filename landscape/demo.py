@@ -4,8 +4,11 @@
    mask: cyclic (C cycles of E epochs) and one-cycle over the same C·E epochs.
 2. Interpolate between consecutive cycle checkpoints of the cyclic run, and between the final
    cyclic and one-cycle solutions, on the train and test splits, with BatchNorm recalibration.
-3. Write ``lmc.nc``, the runs' ``metrics.nc``, and figures (learning curves, LMC curves,
-   schedules) under ``<out>/figures``; return and print a summary.
+3. Compute the top Hessian eigenvalue (mask subspace, 512 training samples) at init and at the end
+   of every cycle, and the sign flips of every cycle's weights against init.
+4. Write ``lmc.nc``, ``hessian.nc``, ``signs.nc``, the runs' ``metrics.nc``, and figures (learning
+   curves, LMC curves, schedules, eigenvalues, sign-flip heat map) under ``<out>/figures``; return
+   and print a summary.
 
 Re-running skips training that is already complete (the runs are named by config hash).
 """
@@ -18,9 +21,18 @@ from pathlib import Path
 
 import xarray as xr
 
+from landscape.hessian import hessian_eigenvalues
 from landscape.interpolate import interpolate
-from landscape.plot import plot_interpolation, plot_learning_curves, plot_schedules, save_figure
+from landscape.plot import (
+    plot_checkpoint_eigenvalues,
+    plot_interpolation,
+    plot_learning_curves,
+    plot_schedules,
+    plot_sign_flip_heatmap,
+    save_figure,
+)
 from landscape.results import save_dataset
+from landscape.signs import sign_flips
 from training.config import DataConfig, MaskConfig, ModelConfig, OptimConfig, ScheduleConfig, TrainConfig
 from training.data import load_data
 from training.recipes import RunResult, train
@@ -34,6 +46,8 @@ class DemoResult:
     cyclic: RunResult
     one_cycle: RunResult
     lmc: xr.Dataset
+    hessian: xr.Dataset
+    signs: xr.Dataset
     figures: list[Path]
 
     def summary_rows(self) -> list[tuple[str, float, float, float]]:
@@ -110,6 +124,23 @@ def run_demo(
     )
     save_dataset(lmc, out / "lmc.nc")
 
+    hessian_batch = [next(iter(data.eval_loader("train", 512)))]
+    eig = [hessian_eigenvalues(cyclic.checkpoint(k), hessian_batch, k=1, device=device) for k in range(cycles + 1)]
+    eig.append(hessian_eigenvalues(one_cycle.checkpoint(), hessian_batch, k=1, device=device))
+    labels = [f"cyclic {k}" if k else "init" for k in range(cycles + 1)] + ["one-cycle"]
+    hessian = xr.concat(
+        [e[["eigenvalue", "residual"]] for e in eig],
+        dim=xr.DataArray(labels, dims="checkpoint"),
+        combine_attrs="drop_conflicts",
+    )
+    save_dataset(hessian, out / "hessian.nc")
+    signs = xr.concat(
+        [sign_flips(cyclic.checkpoint(0), cyclic.checkpoint(k)) for k in range(1, cycles + 1)],
+        dim=xr.DataArray(list(range(1, cycles + 1)), dims="cycle"),
+        combine_attrs="drop_conflicts",
+    )
+    save_dataset(signs, out / "signs.nc")
+
     fig_dir = out / "figures"
     figures = [
         save_figure(
@@ -127,5 +158,7 @@ def run_demo(
             ),
             fig_dir / "schedules.png",
         ),
+        save_figure(plot_checkpoint_eigenvalues(hessian), fig_dir / "hessian.png"),
+        save_figure(plot_sign_flip_heatmap(signs), fig_dir / "sign_flips.png"),
     ]
-    return DemoResult(out, cyclic, one_cycle, lmc, figures)
+    return DemoResult(out, cyclic, one_cycle, lmc, hessian, signs, figures)

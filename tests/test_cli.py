@@ -250,3 +250,86 @@ def test_prune_command_errors(tmp_path, two_runs, capsys):
     ]:
         code, _out, err = run_cli(args, capsys)
         assert code == 2 and re.search(message, err) and "Traceback" not in err
+
+
+def test_analysis_commands(tmp_path, tiny_run, capsys):
+    import xarray as xr
+
+    run = tiny_run.run_dir
+    code, out, err = run_cli(
+        [
+            "hessian",
+            str(run / "cycle_2.pt"),
+            "--top-k",
+            "2",
+            "--trace",
+            "--batch-size",
+            "64",
+            "--out",
+            str(tmp_path / "h.nc"),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    h = xr.load_dataset(tmp_path / "h.nc")
+    assert h.sizes["k"] == 2 and "trace" in h and "mask subspace" in out
+    code, out, err = run_cli(
+        ["signs", str(run / "init.pt"), str(run / "cycle_2.pt"), "--out", str(tmp_path / "s.nc")], capsys
+    )
+    assert code == 0, err
+    assert "total" in out and xr.load_dataset(tmp_path / "s.nc").sizes["layer"] == 5
+    code, out, err = run_cli(
+        [
+            "surface",
+            str(run / "cycle_2.pt"),
+            "--grid",
+            "3",
+            "--directions",
+            "1",
+            "--quiet",
+            "--out",
+            str(tmp_path / "surf.nc"),
+            "--figure",
+            str(tmp_path / "surf.png"),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert xr.load_dataset(tmp_path / "surf.nc")["loss"].dims == ("x",) and (tmp_path / "surf.png").exists()
+    code, out, err = run_cli(
+        [
+            "surface",
+            str(run / "init.pt"),
+            str(run / "cycle_1.pt"),
+            str(run / "cycle_2.pt"),
+            "--grid",
+            "3",
+            "--quiet",
+            "--figure",
+            str(tmp_path / "plane.png"),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    code, out, err = run_cli(
+        ["analyze", str(run), "--points", "3", "--hessian-k", "1", "--quiet", "--out", str(tmp_path / "a.nc")], capsys
+    )
+    assert code == 0, err
+    assert xr.load_dataset(tmp_path / "a.nc").sizes["point"] == 3 and run.name in out
+
+
+def test_analysis_command_errors(tmp_path, tiny_run, capsys):
+    run = tiny_run.run_dir
+    for args, message in [
+        (["hessian", str(run / "cycle_2.pt"), "--top-k", "100000"], "larger than the subspace dimension"),
+        (["hessian", str(run / "cycle_2.pt"), "--subspace", "sparse"], "unknown subspace"),
+        (["hessian", str(run / "cycle_2.pt"), "--method", "newton"], "unknown Hessian method"),
+        (["surface", str(run / "cycle_2.pt"), str(run / "cycle_1.pt")], "one checkpoint or three"),
+        (["surface", str(run / "cycle_2.pt"), "--span", "wide"], "--span must be two"),
+        (["analyze", str(tmp_path)], "not a run folder"),
+        (["analyze", str(run), "--lmc", "all"], "unknown --lmc mode"),
+        (["signs", str(run / "cycle_2.pt"), str(tmp_path / "missing.pt")], "no such checkpoint"),
+    ]:
+        code, _out, err = run_cli(args, capsys)
+        assert code == 2, (args, err)
+        assert re.search(re.escape(message), err) and "Traceback" not in err, (args, err)

@@ -14,7 +14,19 @@ def test_demo_configs_share_budget_init_and_mask():
 def test_small_demo_end_to_end(tmp_path):
     result = run_demo(tmp_path, cycles=3, epochs=1, points=3, device="cpu", quiet=True)
     assert all(p.exists() and p.stat().st_size > 10_000 for p in result.figures)
-    assert {p.name for p in result.figures} == {"learning_curves.png", "lmc_test.png", "lmc_train.png", "schedules.png"}
+    assert {p.name for p in result.figures} == {
+        "learning_curves.png",
+        "lmc_test.png",
+        "lmc_train.png",
+        "schedules.png",
+        "hessian.png",
+        "sign_flips.png",
+    }
+    hessian = load_dataset(tmp_path / "hessian.nc")
+    assert hessian["checkpoint"].values.tolist() == ["init", "cyclic 1", "cyclic 2", "cyclic 3", "one-cycle"]
+    assert (hessian["eigenvalue"] > 0).all()
+    signs = load_dataset(tmp_path / "signs.nc")
+    assert signs["cycle"].values.tolist() == [1, 2, 3] and (signs["flip_fraction_total"] > 0).all()
     lmc = load_dataset(tmp_path / "lmc.nc")
     assert lmc["pair"].values.tolist() == ["cycle 1→2", "cycle 2→3", "cyclic→one-cycle"]
     assert dict(lmc.sizes) == {"pair": 3, "split": 2, "alpha": 3}
