@@ -188,8 +188,15 @@ def lanczos(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
     return_vectors: bool = False,
+    criterion: str = "residual",
 ) -> EigenResult:
-    """Top-k eigenvalues of the symmetric operator ``matvec`` by Lanczos with full reorthogonalisation."""
+    """Top-k eigenvalues of the symmetric operator ``matvec`` by Lanczos with full reorthogonalisation.
+
+    ``criterion="residual"`` stops when every residual estimate β_m|s_mi| ≤ ``tol``·|θ_i|;
+    ``criterion="change"`` stops when the top-k Ritz values change by less than ``tol`` relatively
+    between steps (PyHessian's test, for like-for-like comparisons)."""
+    if criterion not in ("residual", "change"):
+        raise UserError(f"unknown convergence criterion {criterion!r}; choose from: residual, change")
     _check_k(k, dim)
     generator = generator or torch.Generator().manual_seed(0)
     steps = min(max_iter, dim)
@@ -200,6 +207,7 @@ def lanczos(
     alphas: list[float] = []
     betas: list[float] = []
     theta = S = None
+    previous = None
     beta = 0.0
     m = 0
     for j in range(steps):
@@ -215,7 +223,17 @@ def lanczos(
             theta, S = scipy.linalg.eigh_tridiagonal(np.array(alphas), np.array(betas))
             top = np.argsort(theta)[::-1][:k]
             res = beta * np.abs(S[-1, top])
-            if np.all(res <= tol * np.maximum(np.abs(theta[top]), 1e-12)) or beta <= 1e-12 * max(1.0, abs(alpha)):
+            if criterion == "residual":
+                converged = np.all(res <= tol * np.maximum(np.abs(theta[top]), 1e-12))
+            else:
+                current = theta[top]
+                converged = (
+                    previous is not None
+                    and len(previous) == len(current)
+                    and np.all(np.abs(current - previous) <= tol * np.maximum(np.abs(previous), 1e-12))
+                )
+                previous = current
+            if converged or beta <= 1e-12 * max(1.0, abs(alpha)):
                 break
         if beta <= 1e-12 * max(1.0, abs(alpha)):
             break
@@ -443,12 +461,14 @@ def hessian_eigenvalues(
     subspace: str | None = None,
     seed: int = 0,
     device: str | torch.device | None = None,
+    criterion: str = "residual",
 ) -> xr.Dataset:
     """Top-k Hessian eigenvalues of the mean cross-entropy over ``data`` (eval mode).
 
     ``model`` may be a module, a :class:`Checkpoint` or a path (then ``mask`` defaults to its mask).
     ``subspace`` defaults to ``mask`` when a mask is given, else ``dense``. ``method``: lanczos,
     eigsh, power or pyhessian (the PyHessian package, dense only, as a cross-check).
+    ``criterion`` (lanczos only): ``residual`` (default) or ``change`` (PyHessian's relative-change test).
     Returns a Dataset with ``eigenvalue(k)`` (descending), ``residual(k)`` and ``iterations(k)``.
     """
     model, mask, subspace, attrs = _resolve(model, mask, subspace)
@@ -462,6 +482,8 @@ def hessian_eigenvalues(
         if subspace != "dense":
             raise UserError("method pyhessian covers every parameter; use --subspace dense")
         result = _pyhessian(model, data, k, tol, max_iter, seed, dev)
+    elif method == "lanczos":
+        result = lanczos(op.matvec, op.dim, k, tol, max_iter, generator, op.dtype, op.device, criterion=criterion)
     else:
         result = EIGEN_METHODS[method](op.matvec, op.dim, k, tol, max_iter, generator, op.dtype, op.device)
     ds = xr.Dataset(
