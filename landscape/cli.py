@@ -82,6 +82,9 @@ FLAG_TO_KEY = {
     "device": "device",
     "name": "name",
     "save_every": "save_every",
+    "amp": "amp",
+    "channels_last": "channels_last",
+    "compile_model": "compile",
 }
 
 
@@ -137,6 +140,10 @@ def train(
     mask_from: str = typer.Option(None, help="coupling: checkpoint whose mask is trained."),
     warmup_from: str = typer.Option(None, help="coupling: checkpoint with the warmup (dense, early) weights."),
     signs_from: str = typer.Option(None, help="coupling: checkpoint whose signs are used (default: --mask-from)."),
+    amp: str = typer.Option(None, help="Mixed precision for training: none, bf16 or fp16."),
+    channels_last: bool = typer.Option(None, "--channels-last/--no-channels-last", help="channels_last layout."),
+    compile_model: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile the training forward."),
+    ddp: int = typer.Option(0, help="Train with DistributedDataParallel on this many processes (torchrun)."),
     quiet: bool = QuietOpt,
 ) -> None:
     """Train a (sparse) network with a recipe; prints the run folder. A complete run is not trained again."""
@@ -155,6 +162,9 @@ def train(
     flags["milestones"] = ms
     overrides = {key: flags[flag] for flag, key in FLAG_TO_KEY.items() if flags[flag] is not None}
     cfg = replace_dotted(base, overrides)
+    if ddp > 1:
+        print(_train_ddp(cfg, out, ddp, quiet))
+        return
     result = run_train(cfg, out, quiet=quiet)
     m = result.metrics
     if "level" in m.dims:
@@ -165,6 +175,43 @@ def train(
         )
         print(final, file=sys.stderr)
     print(result.run_dir)  # plain print: the one machine-readable line, never wrapped
+
+
+def _train_ddp(cfg: Any, out: Path, nproc: int, quiet: bool) -> str:
+    """Run ``python -m training`` under torchrun with ``nproc`` processes; return the run folder."""
+    import os
+    import subprocess
+    import tempfile
+
+    from training.config import to_yaml, validate
+
+    validate(cfg)
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
+        fh.write(to_yaml(cfg))
+    threads = str(max(1, (os.cpu_count() or 1) // nproc))
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", threads)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "training",
+        "--config",
+        fh.name,
+        "--out",
+        str(out),
+        *(["--quiet"] if quiet else []),
+    ]
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    finally:
+        os.unlink(fh.name)
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+        raise UserError(lines[0][len("error: ") :] if lines else f"torchrun failed (exit {proc.returncode})")
+    return proc.stdout.strip().splitlines()[-1]
 
 
 def _checkpoint_data(meta: dict[str, Any], data: str | None, data_root: str | None) -> Any:
@@ -495,6 +542,39 @@ def analyze(
     if out is not None:
         save_dataset(ds, out)
         print(f"wrote {out}")
+
+
+@app.command()
+def sweep(
+    sweep_file: Path = typer.Argument(..., help="Sweep YAML: out, base, grid, executor, analyze."),
+    executor: str = typer.Option("local", help="local (this machine) or slurm."),
+    max_parallel: int = typer.Option(1, help="Jobs running at once."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would run and what is done; submit nothing."),
+    analyze: bool = typer.Option(False, "--analyze", help="Afterwards, analyse every complete run in one job."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Slurm: wait for the jobs and report them."),
+    out: Path = typer.Option(None, help="Parent folder of the runs (overrides the file's out)."),
+) -> None:
+    """Expand a grid into runs named by config hash and submit the unfinished ones through submitit."""
+    from landscape.sweep import load_sweep, submit
+
+    spec = load_sweep(sweep_file, out)
+    report = submit(spec, executor=executor, max_parallel=max_parallel, dry_run=dry_run, analyze=analyze, wait=wait)
+    table = Table(title=f"sweep: {len(report.before)} runs under {report.out}")
+    for col in ("run", "before", "after"):
+        table.add_column(col)
+    for name, status in report.before.items():
+        after = report.finished.get(name, "(dry run)" if dry_run and name in report.submitted else status)
+        table.add_row(name, status, after)
+    out_console.print(table)
+    counts = {s: list(report.before.values()).count(s) for s in ("complete", "interrupted", "new", "diverged")}
+    out_console.print(
+        f"before: {counts}; submitted {len(report.submitted)}" + (" (dry run: nothing submitted)" if dry_run else "")
+    )
+    if report.analysis is not None:
+        print(f"wrote {report.analysis}")
+    failed = [n for n, o in report.finished.items() if o.startswith("failed")]
+    if failed:
+        raise UserError(f"{len(failed)} run(s) failed, e.g. {failed[0]}: {report.finished[failed[0]]}")
 
 
 @app.command()

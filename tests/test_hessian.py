@@ -182,8 +182,7 @@ def test_peak_memory_is_flat_in_the_number_of_batches():
     import sys
 
     def growth(n):
-        out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(n)], capture_output=True, text=True,
-                             check=True)
+        out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(n)], capture_output=True, text=True, check=True)
         return int(out.stdout.strip().splitlines()[-1])
 
     one, eight = growth(1), growth(8)

@@ -157,8 +157,11 @@ class OptimConfig:
 class TrainConfig:
     """Everything that defines a training run.
 
-    ``seed`` fixes initialisation, mask, data order and augmentation. ``save_every`` > 0 also writes
-    ``epoch_<n>.pt`` every n epochs. ``name`` prefixes the run folder (default ``<model>-<dataset>``).
+    ``seed`` fixes initialisation, mask, data order and augmentation. ``amp`` (none, bf16, fp16)
+    runs the training forward pass in mixed precision (analyses stay fp32). ``save_every`` > 0 also
+    writes ``epoch_<n>.pt`` every n epochs. ``name`` prefixes the run folder (default
+    ``<model>-<dataset>``). ``channels_last`` and ``compile`` are speed options that do not enter
+    the config hash; like the device, they can change floating-point rounding.
     """
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -168,9 +171,12 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     recipe: RecipeConfig = field(default_factory=RecipeConfig)
     seed: int = 0
+    amp: str = "none"
     name: str = field(default="", metadata=NONSEMANTIC)
     device: str = field(default="auto", metadata=NONSEMANTIC)
     save_every: int = field(default=0, metadata=NONSEMANTIC)
+    channels_last: bool = field(default=False, metadata=NONSEMANTIC)
+    compile: bool = field(default=False, metadata=NONSEMANTIC)
 
     @property
     def run_name(self) -> str:
@@ -367,9 +373,12 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     _check_choice("mask operation", cfg.mask.mask_op, MASK_OPS)
     _check_choice("corruption", cfg.recipe.corrupt, CORRUPTIONS)
     _check_choice("coupling init", cfg.recipe.coupling_init, COUPLING_INITS)
+    _check_choice("amp", cfg.amp, dict.fromkeys(("none", "bf16", "fp16")))
     _check_choice("wr schedule", cfg.recipe.wr_schedule, dict.fromkeys(("full", "remaining")))
     _check_choice("schedule", cfg.schedule.name, SCHEDULES)
     _check_choice("decay", cfg.schedule.decay, DECAYS)
+    if cfg.name and (cfg.name in (".", "..") or any(c in cfg.name for c in "/\\\0")):
+        raise ConfigError(f"run name {cfg.name!r} must be a plain folder name (no path separators or '..')")
     if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
         raise ConfigError(f"unknown device {cfg.device!r}; choose from: auto, cpu, cuda, cuda:N")
     s = cfg.mask.sparsity

@@ -63,7 +63,7 @@ def read_json(path: str | os.PathLike) -> Any:
     """Read a JSON file; ``None`` if it does not exist."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
 
 

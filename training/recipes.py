@@ -37,12 +37,14 @@ from typing import Any
 
 import torch
 import xarray as xr
+from filelock import FileLock, Timeout
 
 from training import __version__
 from training.checkpoint import read_checkpoint
 from training.config import TrainConfig, to_yaml, validate
 from training.data import DataBundle, corrupt, load_data
-from training.errors import CheckpointError, ConfigError, DivergedError
+from training.distributed import Distributed
+from training.errors import CheckpointError, ConfigError, DivergedError, UserError
 from training.evaluate import resolve_device
 from training.fileio import atomic_netcdf, atomic_write_json, atomic_write_text, derive_seed, read_json
 from training.masks import Mask, full_mask, prunable_names
@@ -361,33 +363,83 @@ def train(cfg: TrainConfig, out: str | Path, *, quiet: bool = False, data: DataB
     validate(cfg)
     run_dir = Path(out) / cfg.run_name
     log = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
+    done = _complete(run_dir, cfg)
+    if done is not None:
+        log(f"already complete: {run_dir}")
+        return done
+    device = resolve_device(cfg.device)
+    dist = Distributed.from_env(device)
+    device = dist.device(device)
+    if not dist.main:  # the other ranks of a torchrun job follow rank 0, which holds the lock
+        quiet, log = True, (lambda msg: None)
+        return _train_locked(cfg, run_dir, quiet, log, data, device, dist)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(run_dir / ".lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            log(f"another process is training {run_dir}; waiting for it to finish")
+            lock.acquire()
+    except OSError as exc:
+        raise UserError(f"cannot write the run folder {run_dir}: {exc.strerror or exc}") from exc
+    try:
+        done = _complete(run_dir, cfg)  # the other process may have finished it
+        if done is not None:
+            log(f"already complete: {run_dir}")
+            return done
+        return _train_locked(cfg, run_dir, quiet, log, data, device, dist)
+    finally:
+        lock.release()
+
+
+def _complete(run_dir: Path, cfg: TrainConfig) -> RunResult | None:
     manifest = read_json(run_dir / "manifest.json")
     if manifest and manifest.get("status") == "complete" and (run_dir / "metrics.nc").exists():
-        log(f"already complete: {run_dir}")
         return RunResult(run_dir, cfg, xr.load_dataset(run_dir / "metrics.nc"), manifest["stages"], skipped=True)
+    return None
 
-    device = resolve_device(cfg.device)
+
+def _train_locked(
+    cfg: TrainConfig,
+    run_dir: Path,
+    quiet: bool,
+    log: Callable[[str], None],
+    data: DataBundle | None,
+    device: torch.device,
+    dist: Distributed,
+) -> RunResult:
     data = data or load_data(cfg.data)
-    atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
-    tr = Trainer(cfg, run_dir, data, device, quiet=quiet, log=log, meta_extra={"recipe": cfg.recipe.name})
+    write = dist.main
+    if write:
+        # We hold the run lock: leftovers of killed writes (never read: they have other names) can go.
+        for sub in [run_dir, *sorted(run_dir.glob("level_*"))]:
+            for tmp in sub.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+        atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
+    tr = Trainer(cfg, run_dir, data, device, quiet=quiet, log=log, meta_extra={"recipe": cfg.recipe.name}, dist=dist)
     base = {
         "config_hash": tr.hash,
         "run_name": cfg.run_name,
         "recipe": cfg.recipe.name,
         "landscape_version": __version__,
     }
-    atomic_write_json(run_dir / "manifest.json", {"status": "running", **base})
+    if write:
+        atomic_write_json(run_dir / "manifest.json", {"status": "running", **base})
     try:
         results = RECIPES[cfg.recipe.name](tr, cfg)
     except DivergedError as exc:
-        atomic_write_json(run_dir / "manifest.json", {"status": "diverged", "error": str(exc), **base})
+        if write:
+            atomic_write_json(run_dir / "manifest.json", {"status": "diverged", "error": str(exc), **base})
         raise
     metrics = _run_metrics(results, tr)
-    if len(results) > 1:
-        atomic_netcdf(metrics, run_dir / "metrics.nc")
     checkpoints = [c for r in results for c in r.checkpoints]
     stages = _stage_list(results, run_dir)
-    atomic_write_json(
-        run_dir / "manifest.json", {"status": "complete", "stages": stages, "checkpoints": checkpoints, **base}
-    )
+    if write:
+        if len(results) > 1:
+            atomic_netcdf(metrics, run_dir / "metrics.nc")
+        atomic_write_json(
+            run_dir / "manifest.json", {"status": "complete", "stages": stages, "checkpoints": checkpoints, **base}
+        )
+    dist.barrier()
     return RunResult(run_dir, cfg, metrics, stages)

@@ -38,6 +38,7 @@ from training import __version__
 from training.checkpoint import FORMAT_VERSION, read_checkpoint, save_checkpoint
 from training.config import ScheduleConfig, TrainConfig, config_hash, to_dict, to_yaml
 from training.data import DataBundle
+from training.distributed import Distributed, autocast, prepare_for_speed
 from training.errors import DivergedError
 from training.evaluate import evaluate
 from training.fileio import atomic_netcdf, atomic_write_json, derive_seed, read_json
@@ -147,8 +148,10 @@ class Trainer:
         quiet: bool = False,
         log: Callable[[str], None] | None = None,
         meta_extra: Mapping[str, Any] | None = None,
+        dist: Distributed | None = None,
     ):
         self.cfg = cfg
+        self.dist = dist or Distributed()
         self.run_dir = Path(run_dir)
         self.data = data
         self.device = device
@@ -238,13 +241,17 @@ class Trainer:
                 model.load_state_dict(begin.state)
             apply_mask(model, mask)
             opt_state, position = begin.optimizer_state, begin.position
-            if not init_path.exists():
+            if self.dist.main and not init_path.exists():
                 save_checkpoint(init_path, model.state_dict(), mask, self.meta(stage, 0, 0, mask))
             checkpoints = [self._entry(stage, "init.pt", 0, 0, mask)]
             self._status(stage, "running", checkpoints)
 
         model.to(self.device)
+        mask_checksum = self.dist.sync_mask(mask, self.device)
+        if self.dist.enabled:
+            apply_mask(model, mask)
         masked = MaskedParameters(model, mask)
+        runner = self.dist.wrap(prepare_for_speed(model, self.cfg.channels_last, self.cfg.compile), self.device)
         data = stage.data or self.data
         pin = self.device.type == "cuda"
         batch_size = self.cfg.data.batch_size
@@ -273,7 +280,7 @@ class Trainer:
                     global_epoch = stage.epoch_offset + (cycle - 1) * E + epoch
                     record = self._train_epoch(
                         stage,
-                        model,
+                        runner,
                         masked,
                         optimizer,
                         data,
@@ -296,9 +303,18 @@ class Trainer:
             bar.close()
 
         metrics = metrics_dataset(records, C, E, self.attrs())
-        atomic_netcdf(metrics, sdir / "metrics.nc")
-        self._status(stage, "complete", checkpoints, final={k: records[-1][k] for k in METRIC_NAMES})
-        resume_path.unlink(missing_ok=True)
+        if self.dist.main:
+            atomic_netcdf(metrics, sdir / "metrics.nc")
+            self._status(
+                stage,
+                "complete",
+                checkpoints,
+                final={k: records[-1][k] for k in METRIC_NAMES},
+                mask_checksum=mask_checksum,
+                world_size=self.dist.world,
+            )
+            resume_path.unlink(missing_ok=True)
+        self.dist.barrier()
         return StageResult(stage, metrics, checkpoints)
 
     def _entry(self, stage: Stage, name: str, cycle: int, epoch: int, mask: Mask) -> dict[str, Any]:
@@ -312,6 +328,8 @@ class Trainer:
         }
 
     def _status(self, stage: Stage, status: str, checkpoints: list[dict[str, Any]], **extra: Any) -> None:
+        if not self.dist.main:
+            return
         atomic_write_json(
             stage.directory / "stage.json",
             {"status": status, "level": stage.level, "checkpoints": checkpoints, **extra},
@@ -330,14 +348,18 @@ class Trainer:
         count = 0
         step = (epoch - 1) * steps_per_epoch
         lr = cfg.optim.lr
-        for x, y in loader:
+        for x_all, y_all in loader:
+            x, y = self.dist.shard(x_all, y_all)  # this rank's share of the global batch
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
+            if cfg.channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
             lr = learning_rate(stage.schedule, cfg.optim.lr, step, total_steps, cycle)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            out = model(x)
-            loss = F.cross_entropy(out, y)
+            with autocast(self.device, cfg.amp):
+                out = model(x)
+                loss = F.cross_entropy(out.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             masked.mask_grads()
@@ -347,6 +369,9 @@ class Trainer:
             wrong += (out.detach().argmax(dim=1) != y).sum()
             count += len(y)
             step += 1
+        counted = torch.tensor(count, dtype=torch.int64, device=self.device)
+        self.dist.all_reduce(loss_sum, wrong, counted)
+        count = int(counted)
         train_loss = float(loss_sum) / count
         if not np.isfinite(train_loss):
             self._diverged(stage, cycle, epoch)
@@ -370,7 +395,8 @@ class Trainer:
         entries = [e for e in checkpoints]
 
         def save(name: str, **extra: Any) -> None:
-            save_checkpoint(stage.directory / name, state, mask, self.meta(stage, completed, done, mask), **extra)
+            if self.dist.main:  # only rank 0 writes
+                save_checkpoint(stage.directory / name, state, mask, self.meta(stage, completed, done, mask), **extra)
             entries[:] = [e for e in entries if e["path"] != self._entry(stage, name, 0, 0, mask)["path"]]
             entries.append(self._entry(stage, name, completed, done, mask))
 
@@ -380,15 +406,18 @@ class Trainer:
             save(f"epoch_{done}.pt")
         if done in stage.extra_saves:
             save(stage.extra_saves[done], optimizer=optimizer.state_dict())
-        atomic_netcdf(metrics_dataset(records, stage.schedule.cycles, E, self.attrs()), stage.directory / "metrics.nc")
-        self._status(stage, "running", entries)
-        save_checkpoint(
-            stage.directory / "resume.pt",
-            state,
-            mask,
-            self.meta(stage, completed, done, mask),
-            optimizer=optimizer.state_dict(),
-            rng=torch.get_rng_state(),
-            progress={"cycle": cycle, "epoch": epoch, "records": records},
-        )
+        if self.dist.main:
+            metrics = metrics_dataset(records, stage.schedule.cycles, E, self.attrs())
+            atomic_netcdf(metrics, stage.directory / "metrics.nc")
+            self._status(stage, "running", entries)
+            save_checkpoint(
+                stage.directory / "resume.pt",
+                state,
+                mask,
+                self.meta(stage, completed, done, mask),
+                optimizer=optimizer.state_dict(),
+                rng=torch.get_rng_state(),
+                progress={"cycle": cycle, "epoch": epoch, "records": records},
+            )
+        self.dist.barrier()  # every rank sees the epoch's files before going on
         return entries

@@ -1,0 +1,244 @@
+"""Sweeps: expand a grid of configs into runs and submit them through submitit (local or Slurm).
+
+A sweep file is YAML with these keys:
+
+```yaml
+out: runs                      # parent folder of the run folders
+base:                          # a TrainConfig mapping, as for `landscape train --config`
+  model: {name: cnn1d}
+  schedule: {name: cyclic, cycles: 4, epochs: 10}
+grid:                          # dotted config keys -> lists of values; the runs are their product
+  mask.method: [random, snip]
+  mask.sparsity: [0.9, 0.95]
+  seed: [0, 1, 2]
+executor:                      # optional submitit settings
+  timeout_min: 240
+  slurm: {partition: gpu, gpus_per_node: 1, cpus_per_task: 8, mem_gb: 32}
+analyze: {lmc: consecutive, hessian_k: 1, points: 11}   # options for `--analyze`
+```
+
+Runs are named by their config hash (``<out>/<name>-<hash>``), so a run already complete is skipped,
+an interrupted one resumes from its ``resume.pt``, and resubmitting a sweep runs only what is not
+done. Jobs are ``submitit.helpers.Checkpointable``: on Slurm preemption or timeout they are requeued
+and resume. No scheduling is done here beyond submitit's: the local executor is fed at most
+``max_parallel`` jobs at a time, Slurm gets one array job with that parallelism.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from training.config import TrainConfig, from_dict, replace_dotted, to_yaml, validate
+from training.errors import ConfigError, UserError
+from training.fileio import read_json
+
+SWEEP_KEYS = ("out", "base", "grid", "executor", "analyze")
+ANALYZE_KEYS = ("lmc", "hessian_k", "signs", "points", "splits", "hessian_batch_size", "data_root", "device")
+
+
+@dataclass
+class Sweep:
+    """A parsed sweep file: the expanded configs and the options."""
+
+    out: Path
+    configs: list[TrainConfig]
+    executor: dict[str, Any] = field(default_factory=dict)
+    analyze: dict[str, Any] = field(default_factory=dict)
+
+
+def load_sweep(path: str | Path, out: str | Path | None = None) -> Sweep:
+    """Read and expand a sweep file; unknown keys, wrong types and invalid configs are errors."""
+    path = Path(path)
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(f"sweep file not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{path} must hold a mapping with keys {', '.join(SWEEP_KEYS)}")
+    unknown = sorted(set(spec) - set(SWEEP_KEYS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown sweep key {unknown[0]}; valid keys: {', '.join(SWEEP_KEYS)}")
+    grid = spec.get("grid") or {}
+    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+        raise ConfigError(f"{path}: grid must map dotted config keys to non-empty lists")
+    analyze = dict(spec.get("analyze") or {})
+    bad = sorted(set(analyze) - set(ANALYZE_KEYS))
+    if bad:
+        raise ConfigError(f"{path}: unknown analyze option {bad[0]}; valid: {', '.join(ANALYZE_KEYS)}")
+    try:
+        base = from_dict(TrainConfig, spec.get("base") or {})
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: base: {exc}") from exc
+    configs = expand(base, grid, str(path))
+    return Sweep(Path(out or spec.get("out") or "runs"), configs, dict(spec.get("executor") or {}), analyze)
+
+
+def expand(base: TrainConfig, grid: Mapping[str, list], source: str = "sweep") -> list[TrainConfig]:
+    """The product of the grid's values over ``base`` (keys in file order), validated and de-duplicated."""
+    keys = list(grid)
+    configs, seen = [], set()
+    for values in itertools.product(*(grid[k] for k in keys)):
+        try:
+            cfg = validate(replace_dotted(base, dict(zip(keys, values, strict=True))))
+        except (ConfigError, KeyError) as exc:
+            where = ", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
+            raise ConfigError(f"{source}: grid point {where}: {exc}") from exc
+        if cfg.run_name not in seen:
+            seen.add(cfg.run_name)
+            configs.append(cfg)
+    return configs
+
+
+def run_status(cfg: TrainConfig, out: Path) -> str:
+    """``complete``, ``diverged``, ``interrupted`` (started, resumable) or ``new``."""
+    manifest = read_json(out / cfg.run_name / "manifest.json")
+    if manifest is None:
+        return "new"
+    status = manifest.get("status")
+    return status if status in ("complete", "diverged") else "interrupted"
+
+
+class TrainJob:
+    """A picklable training job for submitit; requeued jobs resume from the run's ``resume.pt``."""
+
+    def __init__(self, config_yaml: str, out: str):
+        self.config_yaml = config_yaml
+        self.out = out
+
+    def __call__(self) -> str:
+        from training.config import from_yaml_text
+        from training.recipes import train
+
+        return str(train(from_yaml_text(self.config_yaml), self.out, quiet=True).run_dir)
+
+    def checkpoint(self) -> Any:
+        """submitit calls this on preemption or timeout: requeue the same job (training resumes)."""
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self)
+
+
+class AnalyzeJob:
+    """A picklable ``landscape analyze`` job writing the merged Dataset to ``out_file``."""
+
+    def __init__(self, run_dirs: list[str], options: dict[str, Any], out_file: str):
+        self.run_dirs, self.options, self.out_file = run_dirs, options, out_file
+
+    def __call__(self) -> str:
+        from landscape.batch import analyze
+        from landscape.results import save_dataset
+
+        opts = dict(self.options)
+        if "splits" in opts:
+            opts["splits"] = tuple(opts["splits"])
+        save_dataset(analyze(self.run_dirs, **opts), self.out_file)
+        return self.out_file
+
+    def checkpoint(self) -> Any:
+        """Requeue on preemption; finished pieces are cached, so the job resumes."""
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self)
+
+
+def make_executor(kind: str, folder: Path, options: Mapping[str, Any], max_parallel: int) -> Any:
+    """A submitit executor: ``local`` or ``slurm`` (``timeout_min`` and ``slurm: {...}`` options)."""
+    import submitit
+
+    if kind not in ("local", "slurm"):
+        raise UserError(f"unknown executor {kind!r}; choose from: local, slurm")
+    executor = submitit.AutoExecutor(folder=str(folder), cluster=kind)
+    params: dict[str, Any] = {"timeout_min": int(options.get("timeout_min", 240))}
+    if kind == "slurm":
+        slurm = dict(options.get("slurm") or {})
+        params.update(
+            {
+                (
+                    "slurm_" + k
+                    if not k.startswith("slurm_")
+                    and k not in ("gpus_per_node", "cpus_per_task", "mem_gb", "nodes", "tasks_per_node")
+                    else k
+                ): v
+                for k, v in slurm.items()
+            }
+        )
+        params["slurm_array_parallelism"] = max_parallel
+    executor.update_parameters(**params)
+    return executor
+
+
+@dataclass
+class SweepReport:
+    """What a submission did: run names by status before submitting, and the outcome of each job."""
+
+    out: Path
+    before: dict[str, str]
+    submitted: list[str]
+    finished: dict[str, str] = field(default_factory=dict)
+    analysis: Path | None = None
+
+
+def submit(
+    sweep: Sweep,
+    executor: str = "local",
+    max_parallel: int = 1,
+    dry_run: bool = False,
+    analyze: bool = False,
+    wait: bool = True,
+) -> SweepReport:
+    """Submit the runs that are not complete (diverged runs are not retried); optionally analyse all
+    complete runs afterwards. With ``wait`` (always for the local executor) the jobs' outcomes are
+    collected; a failed job is reported, not raised."""
+    if max_parallel < 1:
+        raise UserError("--max-parallel must be at least 1")
+    out = sweep.out
+    before = {cfg.run_name: run_status(cfg, out) for cfg in sweep.configs}
+    todo = [cfg for cfg in sweep.configs if before[cfg.run_name] in ("new", "interrupted")]
+    report = SweepReport(out, before, [cfg.run_name for cfg in todo])
+    if dry_run:
+        return report
+    folder = out / ".submitit"
+    ex = make_executor(executor, folder, sweep.executor, max_parallel)
+    jobs = [TrainJob(to_yaml(cfg), str(out)) for cfg in todo]
+    names = [cfg.run_name for cfg in todo]
+    if executor == "slurm":
+        with ex.batch():  # one Slurm array; each element keeps its requeue (checkpoint) hook
+            submitted = [ex.submit(job) for job in jobs]
+        if wait:
+            for name, job in zip(names, submitted, strict=True):
+                report.finished[name] = _outcome(job)
+    else:  # the local executor runs everything at once: feed it max_parallel jobs at a time
+        for start in range(0, len(jobs), max_parallel):
+            chunk = [ex.submit(job) for job in jobs[start : start + max_parallel]]
+            for name, job in zip(names[start : start + max_parallel], chunk, strict=True):
+                report.finished[name] = _outcome(job)
+    if analyze:
+        done = [str(out / cfg.run_name) for cfg in sweep.configs if run_status(cfg, out) == "complete"]
+        if done:
+            target = out / "sweep-analysis.nc"
+            job = ex.submit(AnalyzeJob(done, sweep.analyze, str(target)))
+            if wait or executor == "local":
+                outcome = _outcome(job)
+                if outcome != "complete":
+                    raise UserError(f"analysis job failed: {outcome}")
+                report.analysis = target
+    return report
+
+
+def _outcome(job: Any) -> str:
+    try:
+        job.result()
+        return "complete"
+    except Exception as exc:  # submitit re-raises the job's exception with its traceback as text
+        text = str(exc)
+        return (
+            "diverged" if "DivergedError" in text or "diverged" in text else f"failed: {text.strip().splitlines()[-1]}"
+        )
