@@ -315,8 +315,8 @@ def bench_hessian_batches(s: Suite) -> None:
         out = subprocess.run(
             [sys.executable, "-c", _HVP_PROBE, str(n)], capture_output=True, text=True, check=True, cwd=ROOT
         )
-        sec, kib = out.stdout.split()
-        res[n] = (float(sec), int(kib) / 1024)
+        sec, mb = out.stdout.split()
+        res[n] = (float(sec), float(mb))
     lo, hi = counts[0], counts[-1]
     time_ratio = res[hi][0] / res[lo][0]
     mem_ratio = res[hi][1] / max(res[lo][1], 1e-9)
@@ -523,17 +523,21 @@ def main() -> None:
         print(f"[{name}] ...", file=sys.stderr, flush=True)
         BENCHES[name](suite)
         print(f"[{name}] {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    table = render(suite)
-    print(table)
-    if args.out:
-        from training.fileio import atomic_write_text
+        if args.out:  # rewrite the report after every benchmark: a crash later loses nothing finished
+            write_report(suite, args.out)
+    print(render(suite))
 
-        header = (
-            f"# Benchmarks\n\nProduced by `python benchmarks/run.py --out {args.out}` on "
-            f"{time.strftime('%Y-%m-%d')}.\n\nMachine: {machine()}; device {suite.device.type}.\n\n"
-            "Medians over interleaved repeats; ratios are ours / reference unless a note says otherwise.\n\n"
-        )
-        atomic_write_text(args.out, header + table + "\n")
+
+def write_report(suite: Suite, out: Path) -> None:
+    """Write the Markdown report for the rows measured so far."""
+    from training.fileio import atomic_write_text
+
+    header = (
+        f"# Benchmarks\n\nProduced by `python benchmarks/run.py --out {out.name}` on "
+        f"{time.strftime('%Y-%m-%d')}.\n\nMachine: {machine()}; device {suite.device.type}.\n\n"
+        "Medians over interleaved repeats; ratios are ours / reference unless a note says otherwise.\n\n"
+    )
+    atomic_write_text(out, header + render(suite) + "\n")
 
 
 if __name__ == "__main__":

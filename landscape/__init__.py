@@ -1,5 +1,5 @@
-"""Analysis of sparse-training checkpoints: interpolation and barriers (and, in later modules,
-Hessian spectra, sign statistics and loss surfaces). Results are xarray Datasets.
+"""Analysis of sparse-training checkpoints: interpolation and barriers, Hessian spectra, sign and mask
+statistics, loss surfaces and batch analysis of run folders. Results are xarray Datasets.
 
 The library API is what the CLI and the notebooks call::
 
@@ -8,19 +8,30 @@ The library API is what the CLI and the notebooks call::
     ds = landscape.interpolate(a, "runs/x/cycle_2.pt", data=test_loader)
 """
 
+from landscape.batch import analyze
 from landscape.checkpoint import Checkpoint, check_compatible, load_checkpoint
+from landscape.hessian import hessian_density, hessian_eigenvalues, hessian_trace
 from landscape.interpolate import barrier, interpolate, recalibrate_bn
 from landscape.results import load_dataset, save_dataset
+from landscape.signs import sign_flips
+from landscape.surface import plane, surface
 from training import __version__
 
 __all__ = [
     "Checkpoint",
     "__version__",
+    "analyze",
     "barrier",
     "check_compatible",
+    "hessian_density",
+    "hessian_eigenvalues",
+    "hessian_trace",
     "interpolate",
     "load_checkpoint",
     "load_dataset",
+    "plane",
     "recalibrate_bn",
     "save_dataset",
+    "sign_flips",
+    "surface",
 ]
