@@ -45,6 +45,23 @@ from training.fileio import read_json, sha256_file
 LMC_MODES = ("consecutive", "init", "none")
 
 
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """The options of one :func:`analyze` call (see its parameters)."""
+
+    lmc: str
+    hessian_k: int
+    signs: bool
+    points: int
+    splits: tuple[str, ...]
+    bn: str
+    hessian_batches: int
+    hessian_batch_size: int
+    data_root: str | None
+    device: str
+    cache: bool
+
+
 @dataclass
 class Point:
     """One checkpoint of a run, in analysis order."""
@@ -147,31 +164,16 @@ def analyze(
         cfg = load_yaml(rd / "config.yaml")
         runs.append((rd, pts, status, cfg))
     total = sum(max(len(p) - 1, 0) * ((lmc != "none") + signs) + len(p) * (hessian_k > 0) for _, p, _, _ in runs)
+    opts = AnalysisOptions(
+        lmc, hessian_k, signs, points, tuple(splits), bn, hessian_batches, hessian_batch_size, data_root, device, cache
+    )
     bar = tqdm(total=total, desc="analyze", unit="item", disable=quiet or None, leave=False)
     bundles: dict[str, DataBundle] = {}
     per_run = []
     stats = {"hits": 0, "misses": 0}
     try:
         for rd, pts, status, cfg in runs:
-            ds, c = _analyze_run(
-                rd,
-                pts,
-                status,
-                cfg,
-                lmc,
-                hessian_k,
-                signs,
-                points,
-                splits,
-                bn,
-                hessian_batches,
-                hessian_batch_size,
-                data_root,
-                device,
-                cache,
-                bundles,
-                bar,
-            )
+            ds, c = _analyze_run(rd, pts, status, cfg, opts, bundles, bar)
             stats["hits"] += c.hits
             stats["misses"] += c.misses
             per_run.append(ds)
@@ -209,25 +211,10 @@ def _bundle(cfg: TrainConfig, data_root: str | None, bundles: dict[str, DataBund
     return bundles[key]
 
 
-def _analyze_run(
-    rd,
-    pts,
-    status,
-    cfg,
-    lmc,
-    hessian_k,
-    signs,
-    points,
-    splits,
-    bn,
-    hessian_batches,
-    hessian_batch_size,
-    data_root,
-    device,
-    cache,
-    bundles,
-    bar,
-):
+def _analyze_run(rd, pts, status, cfg, opts: AnalysisOptions, bundles, bar):
+    lmc, hessian_k, signs, points, splits, bn = opts.lmc, opts.hessian_k, opts.signs, opts.points, opts.splits, opts.bn
+    hessian_batches, hessian_batch_size, data_root = opts.hessian_batches, opts.hessian_batch_size, opts.data_root
+    device, cache = opts.device, opts.cache
     c = _Cache(rd, cache)
     hashes = {p.path: sha256_file(p.path) for p in pts}
     options = {

@@ -48,8 +48,16 @@ def results_table(runs: list[RunResult], keys: list[str]) -> pd.DataFrame:
         test_error = float(m["test_error"].values[np.isfinite(m["test_error"].values)][-1])
         train_loss = float(m["train_loss"].values[np.isfinite(m["train_loss"].values)][-1])
         epochs = int(np.isfinite(run.metrics["train_loss"].values).sum())
-        rows.append({**{k: flat[k] for k in keys}, "test_error": test_error, "accuracy": 1 - test_error,
-                     "train_loss": train_loss, "epochs": epochs, "run_dir": str(run.run_dir)})
+        rows.append(
+            {
+                **{k: flat[k] for k in keys},
+                "test_error": test_error,
+                "accuracy": 1 - test_error,
+                "train_loss": train_loss,
+                "epochs": epochs,
+                "run_dir": str(run.run_dir),
+            }
+        )
     return pd.DataFrame(rows)
 
 
