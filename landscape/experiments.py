@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from landscape.sweep import expand
-from training.config import TrainConfig, replace_dotted, to_dict
+from training.config import TrainConfig, to_dict
 from training.recipes import RunResult, train
 
 
@@ -64,11 +64,6 @@ def results_table(runs: list[RunResult], keys: list[str]) -> pd.DataFrame:
 def summarise(df: pd.DataFrame, by: list[str], value: str = "accuracy") -> pd.DataFrame:
     """Mean, standard deviation and count of ``value`` over seeds, grouped by ``by``."""
     return df.groupby(by)[value].agg(["mean", "std", "count"]).reset_index()
-
-
-def with_changes(cfg: TrainConfig, **dotted: Any) -> TrainConfig:
-    """``cfg`` with ``{"a__b": v}`` keyword overrides for dotted keys ``a.b``."""
-    return replace_dotted(cfg, {k.replace("__", "."): v for k, v in dotted.items()})
 
 
 def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -173,7 +173,7 @@ class EigenResult:
     eigenvectors: torch.Tensor | None = None
 
 
-def _start(dim: int, generator: torch.Generator, like: torch.Tensor | None, dtype, device) -> torch.Tensor:
+def _start(dim: int, generator: torch.Generator, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
     v = torch.randn(dim, generator=generator, dtype=torch.float64).to(dtype=dtype, device=device)
     return v / v.norm()
 
@@ -203,7 +203,7 @@ def lanczos(
     if steps < k:
         raise UserError(f"max_iter {max_iter} is smaller than k = {k}")
     Q = torch.zeros((steps + 1, dim), dtype=dtype, device=device)
-    Q[0] = _start(dim, generator, None, dtype, device)
+    Q[0] = _start(dim, generator, dtype, device)
     alphas: list[float] = []
     betas: list[float] = []
     theta = S = None
@@ -301,7 +301,7 @@ def power_iteration(
         return v / v.norm()
 
     for _ in range(k):
-        v = orth(_start(dim, generator, None, dtype, device))
+        v = orth(_start(dim, generator, dtype, device))
         lam = None
         it = 0
         while it < max_iter:

@@ -127,8 +127,7 @@ class DataBundle:
         drawn with ``generator`` (the data SNIP and GraSP score on)."""
         split = self.train_eval
         labels = split[1] if isinstance(split, tuple) else torch.as_tensor(_labels_of(split))
-        order = torch.randperm(len(labels), generator=generator)
-        idx = torch.cat([order[labels[order] == c][:per_class] for c in torch.unique(labels).tolist()])
+        idx = class_balanced_indices(labels, per_class, generator)
         if isinstance(split, tuple):
             return [(split[0][idx], split[1][idx])]
         items = [split[int(i)] for i in idx]
@@ -139,6 +138,12 @@ class DataBundle:
         if split not in ("train", "test"):
             raise DataError(f"unknown split {split!r}; choose from: train, test")
         return self._loader(self.train_eval if split == "train" else self.test, batch_size, False, 0, pin)
+
+
+def class_balanced_indices(labels: torch.Tensor, per_class: int, generator: torch.Generator) -> torch.Tensor:
+    """Indices of ``per_class`` samples of each class (fewer if a class is smaller), drawn with ``generator``."""
+    order = torch.randperm(len(labels), generator=generator)
+    return torch.cat([order[labels[order] == c][:per_class] for c in torch.unique(labels).tolist()])
 
 
 def _split_size(split: Any) -> int:

@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from training.errors import ConfigError
-from training.masks import Mask, full_mask, prunable_names
+from training.masks import Mask, density, full_mask, layer_densities, prunable_names
 
 # --------------------------------------------------------------------------------------- thresholding
 
@@ -492,17 +492,4 @@ def shuffle_weights(
 
 def keep_ratios(mask: Mapping[str, torch.Tensor]) -> tuple[dict[str, float], float]:
     """``({layer: ||m_l||_0 / N_l}, total density)``, layers in mask order."""
-    per = {n: float(m.sum()) / m.numel() for n, m in mask.items()}
-    total = sum(m.numel() for m in mask.values())
-    return per, (sum(float(m.sum()) for m in mask.values()) / total if total else 1.0)
-
-
-def class_balanced_batch(x: torch.Tensor, y: torch.Tensor, per_class: int, generator: torch.Generator):
-    """``[(inputs, targets)]``: ``per_class`` samples of each class drawn with ``generator``."""
-    order = torch.randperm(len(y), generator=generator)
-    picks = []
-    for c in torch.unique(y).tolist():
-        idx = order[y[order] == c][:per_class]
-        picks.append(idx)
-    idx = torch.cat(picks)
-    return [(x[idx], y[idx])]
+    return layer_densities(mask), density(mask)

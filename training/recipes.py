@@ -133,10 +133,6 @@ def level_densities(target_sparsity: float, fraction: float, levels: int | None)
     return dens
 
 
-def _state(path: Path) -> dict[str, Any]:
-    return read_checkpoint(path)
-
-
 def _magnitude_step(tr: Trainer, trained: dict, sparsity: float) -> Mask:
     model = tr.fresh_model()
     model.load_state_dict(trained["model"])
@@ -200,13 +196,13 @@ def _iterative(tr: Trainer, cfg: TrainConfig, rewind: str) -> list[StageResult]:
         prev = results[-1]
 
         def start(level=level, dens=dens, prev=prev) -> StageStart:
-            trained = _state(prev.final)
+            trained = read_checkpoint(prev.final)
             mask = _magnitude_step(tr, trained, 1.0 - dens)
             optimizer_state, position = None, (1, 0)
             if rewind == "init":
-                state = _state(level0.directory / "init.pt")["model"]
+                state = read_checkpoint(level0.directory / "init.pt")["model"]
             elif rewind == "rewind":
-                point = _state(level0.directory / "rewind.pt")
+                point = read_checkpoint(level0.directory / "rewind.pt")
                 state, optimizer_state = point["model"], point["optimizer"]
                 if r.wr_schedule == "remaining":
                     position = (1, r.rewind_epoch)
@@ -254,7 +250,7 @@ def recipe_sculpt(tr: Trainer, cfg: TrainConfig) -> list[StageResult]:
     first = tr.run_stage(Stage(tr.run_dir / "level_0", sched0, level=0), start0)
 
     def start1() -> StageStart:
-        trained = _state(first.final)
+        trained = read_checkpoint(first.final)
         mask = _magnitude_step(tr, trained, cfg.mask.sparsity)
         state, mask = apply_mask_op(tr, dict(trained["model"]), mask, 1)
         return StageStart(state, mask)
@@ -269,7 +265,7 @@ def recipe_hybrid(tr: Trainer, cfg: TrainConfig) -> list[StageResult]:
     first = _dense_level0(tr, cfg)
 
     def start1() -> StageStart:
-        trained = _state(first.final)
+        trained = read_checkpoint(first.final)
         model = tr.fresh_model()
         model.load_state_dict(trained["model"])
         names = list(trained["mask"])

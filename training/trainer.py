@@ -392,13 +392,14 @@ class Trainer:
         done = (cycle - 1) * E + epoch
         state = model.state_dict()
         completed = cycle if epoch == E else cycle - 1
-        entries = [e for e in checkpoints]
+        entries = list(checkpoints)
 
         def save(name: str, **extra: Any) -> None:
             if self.dist.main:  # only rank 0 writes
                 save_checkpoint(stage.directory / name, state, mask, self.meta(stage, completed, done, mask), **extra)
-            entries[:] = [e for e in entries if e["path"] != self._entry(stage, name, 0, 0, mask)["path"]]
-            entries.append(self._entry(stage, name, completed, done, mask))
+            entry = self._entry(stage, name, completed, done, mask)
+            entries[:] = [e for e in entries if e["path"] != entry["path"]]
+            entries.append(entry)
 
         if epoch == E:
             save(f"cycle_{cycle}.pt")
