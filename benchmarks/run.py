@@ -165,7 +165,7 @@ def bench_training_loop(s: Suite) -> None:
     row) vs a minimal loop doing the same epochs of training and test evaluation."""
     from training.config import DataConfig, MaskConfig, ModelConfig, OptimConfig, ScheduleConfig, TrainConfig
     from training.data import load_data
-    from training.recipes import train
+    from training.run import train
 
     n_train, epochs = (512, 2) if s.quick else (1024, 3)
     cfg = TrainConfig(
@@ -344,7 +344,7 @@ def bench_hessian_batches(s: Suite) -> None:
 def bench_lmc(s: Suite) -> None:
     """31-point interpolation with BN recalibration (resnet20) vs its bare forward passes and a naive loop."""
     import landscape
-    from landscape.checkpoint import Checkpoint
+    from training.checkpoint import Checkpoint
 
     n = 256 if s.quick else 512
     model_a, model_b = _resnet20(s.device), _resnet20(s.device)
@@ -434,9 +434,9 @@ def bench_demo(s: Suite) -> None:
 
 def bench_analyze(s: Suite) -> None:
     """`analyze` over 10 runs × 4 cycles, then again: the re-run only reads the cache."""
-    from landscape.batch import analyze
+    from landscape.analysis import analyze
     from training.config import DataConfig, MaskConfig, ModelConfig, ScheduleConfig, TrainConfig
-    from training.recipes import train
+    from training.run import train
 
     runs_n = 4 if s.quick else 10
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,21 +1,24 @@
 """Analysis of sparse-training checkpoints: interpolation and barriers, Hessian spectra, sign and mask
-statistics, loss surfaces and batch analysis of run folders. Results are xarray Datasets.
+statistics, loss surfaces and the analysis of run folders. Results are xarray Datasets.
 
 The library API is what the CLI and the notebooks call::
 
     import landscape
     a = landscape.load_checkpoint("runs/x/cycle_1.pt")
-    ds = landscape.interpolate(a, "runs/x/cycle_2.pt", data=test_loader)
+    ds = landscape.interpolate(a, "runs/x/cycle_2.pt", data=landscape.checkpoint_data(a, "test"))
+
+Checkpoints (the format, :class:`Checkpoint`, :func:`load_checkpoint`, :func:`check_compatible`,
+:func:`checkpoint_data`) live in :mod:`training.checkpoint` and are re-exported here.
 """
 
-from landscape.batch import analyze
-from landscape.checkpoint import Checkpoint, check_compatible, load_checkpoint
+from landscape.analysis import analyze
 from landscape.hessian import hessian_density, hessian_eigenvalues, hessian_trace
 from landscape.interpolate import barrier, interpolate, recalibrate_bn
+from landscape.overlap import overlap
 from landscape.results import load_dataset, save_dataset
-from landscape.signs import sign_flips
 from landscape.surface import plane, surface
 from training import __version__
+from training.checkpoint import Checkpoint, check_compatible, checkpoint_bundle, checkpoint_data, load_checkpoint
 
 __all__ = [
     "Checkpoint",
@@ -23,15 +26,17 @@ __all__ = [
     "analyze",
     "barrier",
     "check_compatible",
+    "checkpoint_bundle",
+    "checkpoint_data",
     "hessian_density",
     "hessian_eigenvalues",
     "hessian_trace",
     "interpolate",
     "load_checkpoint",
     "load_dataset",
+    "overlap",
     "plane",
     "recalibrate_bn",
     "save_dataset",
-    "sign_flips",
     "surface",
 ]

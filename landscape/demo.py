@@ -23,6 +23,7 @@ import xarray as xr
 
 from landscape.hessian import hessian_eigenvalues
 from landscape.interpolate import interpolate
+from landscape.overlap import overlap
 from landscape.plot import (
     plot_checkpoint_eigenvalues,
     plot_interpolation,
@@ -32,10 +33,9 @@ from landscape.plot import (
     save_figure,
 )
 from landscape.results import save_dataset
-from landscape.signs import sign_flips
 from training.config import DataConfig, MaskConfig, ModelConfig, OptimConfig, ScheduleConfig, TrainConfig
 from training.data import load_data
-from training.recipes import RunResult, train
+from training.run import RunResult, train
 
 
 @dataclass
@@ -135,7 +135,7 @@ def run_demo(
     )
     save_dataset(hessian, out / "hessian.nc")
     signs = xr.concat(
-        [sign_flips(cyclic.checkpoint(0), cyclic.checkpoint(k)) for k in range(1, cycles + 1)],
+        [overlap(cyclic.checkpoint(0), cyclic.checkpoint(k)) for k in range(1, cycles + 1)],
         dim=xr.DataArray(list(range(1, cycles + 1)), dims="cycle"),
         combine_attrs="drop_conflicts",
     )

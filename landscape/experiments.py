@@ -17,7 +17,7 @@ import pandas as pd
 
 from landscape.sweep import expand
 from training.config import TrainConfig, to_dict
-from training.recipes import RunResult, train
+from training.run import RunResult, train
 
 
 def figure_dir() -> Path:

@@ -31,8 +31,8 @@ import xarray as xr
 from torch import nn
 from tqdm.auto import tqdm
 
-from landscape.checkpoint import Checkpoint, as_checkpoint, check_compatible
 from landscape.results import provenance
+from training.checkpoint import Checkpoint, as_checkpoint, check_compatible
 from training.errors import UserError
 from training.evaluate import evaluate, resolve_device
 

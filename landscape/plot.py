@@ -123,7 +123,7 @@ def _final_points(analysis: xr.Dataset, var: str) -> list[dict]:
 
 def plot_accuracy_vs_sparsity(analysis: xr.Dataset, hue: str = "schedule", var: str = "test_error") -> Figure:
     """Final test accuracy (1 − ``var``) against target sparsity, one line per ``hue`` value, with a
-    band of ±1 standard deviation over seeds. ``analysis`` is a :func:`landscape.batch.analyze` Dataset."""
+    band of ±1 standard deviation over seeds. ``analysis`` is a :func:`landscape.analysis.analyze` Dataset."""
     import pandas as pd
 
     df = pd.DataFrame(_final_points(analysis, var))
@@ -190,7 +190,7 @@ def plot_density(density: xr.Dataset) -> Figure:
 
 
 def plot_sign_flip_heatmap(flips: xr.Dataset, var: str = "flip_fraction") -> Figure:
-    """Heat map of ``var`` over (layer × ``cycle``), e.g. ``xr.concat([sign_flips(init, c_k) ...], "cycle")``."""
+    """Heat map of ``var`` over (layer × ``cycle``), e.g. ``xr.concat([overlap(init, c_k) ...], "cycle")``."""
     with _style():
         other = next(d for d in flips[var].dims if d != "layer")
         data = flips[var].transpose("layer", other)

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 import xarray as xr
 
-from landscape.checkpoint import Checkpoint
 from training import __version__
+from training.checkpoint import Checkpoint
 from training.errors import UserError
 from training.fileio import atomic_netcdf
 

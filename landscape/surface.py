@@ -26,9 +26,9 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
-from landscape.checkpoint import Checkpoint, as_checkpoint, check_compatible
 from landscape.interpolate import has_batchnorm, recalibrate_bn
 from landscape.results import provenance
+from training.checkpoint import Checkpoint, as_checkpoint, check_compatible
 from training.errors import UserError
 from training.evaluate import evaluate, resolve_device
 

@@ -34,9 +34,10 @@ from typing import Any
 
 import yaml
 
-from training.config import TrainConfig, from_dict, replace_dotted, to_yaml, validate
+from training.config import TrainConfig, from_dict, replace_dotted, to_yaml
 from training.errors import ConfigError, UserError
 from training.fileio import read_json
+from training.validate import validate
 
 SWEEP_KEYS = ("out", "base", "grid", "executor", "analyze")
 ANALYZE_KEYS = ("lmc", "hessian_k", "signs", "points", "splits", "hessian_batch_size", "data_root", "device")
@@ -115,7 +116,7 @@ class TrainJob:
 
     def __call__(self) -> str:
         from training.config import from_yaml_text
-        from training.recipes import train
+        from training.run import train
 
         return str(train(from_yaml_text(self.config_yaml), self.out, quiet=True).run_dir)
 
@@ -133,7 +134,7 @@ class AnalyzeJob:
         self.run_dirs, self.options, self.out_file = run_dirs, options, out_file
 
     def __call__(self) -> str:
-        from landscape.batch import analyze
+        from landscape.analysis import analyze
         from landscape.results import save_dataset
 
         opts = dict(self.options)

@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated data cache, small configs, and trained tiny runs."""
+"""Shared fixtures: an isolated data cache, one thread per test worker, and a trained tiny run."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from training.config import DataConfig, MaskConfig, ModelConfig, OptimConfig, ScheduleConfig, TrainConfig
+from tests.helpers import tiny_config
 
 
 def pytest_configure(config):
@@ -15,46 +15,19 @@ def pytest_configure(config):
     cache = Path(config.rootpath) / ".pytest_cache" / "landscape-data"
     os.environ.setdefault("LANDSCAPE_CACHE", str(cache))
     os.environ.setdefault("CI", "1")  # no progress bars in test logs
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # One worker per core: torch's own thread pool (and a notebook kernel's) would oversubscribe the
+        # cores, which on 2 cores slows some tests tenfold. Subprocesses inherit the setting.
+        os.environ["OMP_NUM_THREADS"] = "1"
+        import torch
 
-
-def checkpoint_meta(**changes) -> dict:
-    """A valid checkpoint ``meta`` for a width-8 cnn1d on MNIST-1D, with ``changes`` applied."""
-    from training.checkpoint import FORMAT_VERSION
-
-    meta = {
-        "model": "cnn1d",
-        "model_kwargs": {"input_shape": [1, 40], "width": 8},
-        "dataset": "mnist1d",
-        "num_classes": 10,
-        "epoch": 3,
-        "cycle": 1,
-        "config_hash": "abc",
-        "format_version": FORMAT_VERSION,
-    }
-    meta.update(changes)
-    return meta
-
-
-def tiny_config(**changes) -> TrainConfig:
-    """A cnn1d on MNIST-1D, random 80% mask, 2 cycles of 2 epochs: about a second of training."""
-    cfg = TrainConfig(
-        data=DataConfig(name="mnist1d", batch_size=256),
-        model=ModelConfig(name="cnn1d", width=8),
-        mask=MaskConfig(method="random", sparsity=0.8),
-        schedule=ScheduleConfig(name="cyclic", cycles=2, epochs=2),
-        optim=OptimConfig(lr=0.1),
-        seed=3,
-        device="cpu",
-    )
-    import dataclasses
-
-    return dataclasses.replace(cfg, **changes)
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A completed tiny cyclic run (shared, read-only)."""
-    from training.recipes import train
+    from training.run import train
 
     out = tmp_path_factory.mktemp("runs")
     return train(tiny_config(), out, quiet=True)

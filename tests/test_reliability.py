@@ -220,8 +220,9 @@ def test_unwritable_run_folder(tmp_path, capsys):
 
 
 def test_run_name_cannot_escape(tmp_path):
-    from training.config import TrainConfig, validate
+    from training.config import TrainConfig
     from training.errors import ConfigError
+    from training.validate import validate
 
     for bad in ("../evil", "a/b", ".."):
         with pytest.raises(ConfigError, match="plain folder name"):

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
             changes[key] = yaml.safe_load(value)
         cfg = replace_dotted(cfg, changes)
         from training.distributed import Distributed
-        from training.recipes import train
+        from training.run import train
 
         result = train(cfg, args.out, quiet=args.quiet)
         import torch.distributed as tdist

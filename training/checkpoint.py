@@ -1,4 +1,4 @@
-"""The checkpoint format, a contract other tools rely on.
+"""Checkpoints: the on-disk format (a contract other tools rely on) and the loaded :class:`Checkpoint`.
 
 A checkpoint is one ``.pt`` file that ``torch.load(path, weights_only=True)`` reads as a dict:
 
@@ -10,21 +10,33 @@ A checkpoint is one ``.pt`` file that ``torch.load(path, weights_only=True)`` re
 
 Resume files (``resume.pt``) use the same reader but carry ``optimizer``, ``rng`` and ``progress``
 entries too. Writes are atomic; reads never unpickle code.
+
+A loaded checkpoint (:func:`load_checkpoint`) is a :class:`Checkpoint`: the model rebuilt from the
+registry with the weights loaded, plus mask, meta and the raw state. :func:`check_compatible` tells
+whether two checkpoints can be compared; :func:`checkpoint_data` returns the data a checkpoint was
+trained on.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import os
 import pickle
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from training.errors import CheckpointError
-from training.fileio import atomic_path
+from training.config import DataConfig, from_dict
+from training.data import DataBundle, load_data
+from training.errors import CheckpointError, UserError
+from training.fileio import atomic_path, sha256_file
+from training.models import build
 
 FORMAT_VERSION = 1
 REQUIRED_META = (
@@ -116,3 +128,124 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
                 f"{path}: mask {name} has shape {tuple(m.shape)} but the weight has {tuple(state[name].shape)}"
             )
     return obj
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: ``.model`` (built, weights loaded, eval mode, on CPU), ``.mask``, ``.meta``.
+
+    ``.state`` is the raw state dict as stored (pruned entries exact zeros); ``.path`` and ``.sha256``
+    identify the file (both ``None`` for an in-memory checkpoint).
+    """
+
+    model: nn.Module
+    mask: dict[str, torch.Tensor]
+    meta: dict[str, Any]
+    state: dict[str, torch.Tensor] = field(repr=False)
+    path: Path | None = None
+    sha256: str | None = None
+
+    @property
+    def architecture(self) -> str:
+        """``model`` name plus its keyword arguments, e.g. ``cnn1d(input_shape=[1, 40])``."""
+        kwargs = ", ".join(f"{k}={v}" for k, v in sorted(self.meta.get("model_kwargs", {}).items()))
+        return f"{self.meta['model']}({kwargs})"
+
+    def clone(self) -> Checkpoint:
+        """An independent in-memory copy (model, mask, meta and state are copied; path and sha256 kept)."""
+        return Checkpoint(
+            copy.deepcopy(self.model),
+            {k: v.clone() for k, v in self.mask.items()},
+            copy.deepcopy(self.meta),
+            {k: v.clone() for k, v in self.state.items()},
+            self.path,
+            self.sha256,
+        )
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write this checkpoint in the on-disk format (atomically); returns the path."""
+        return save_checkpoint(path, self.state, self.mask, self.meta)
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint with ``weights_only=True`` and rebuild its model.
+
+    Raises :class:`training.errors.CheckpointError` for a missing, unreadable, unsafe or malformed
+    file, or one whose state dict does not fit the architecture named in its meta.
+    """
+    path = Path(path)
+    raw = read_checkpoint(path)
+    meta = raw["meta"]
+    try:
+        model = build(meta["model"], int(meta["num_classes"]), **dict(meta.get("model_kwargs") or {}))
+    except UserError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    try:
+        result = model.load_state_dict(raw["model"], strict=False)
+    except RuntimeError as exc:  # shape mismatches raise even with strict=False
+        detail = next((ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln), str(exc))
+        raise CheckpointError(f"{path}: state dict does not match model {meta['model']} ({detail})") from exc
+    if result.missing_keys or result.unexpected_keys:
+        parts = []
+        if result.missing_keys:
+            parts.append(f"missing {', '.join(result.missing_keys[:3])}")
+        if result.unexpected_keys:
+            parts.append(f"unexpected {', '.join(result.unexpected_keys[:3])}")
+        raise CheckpointError(f"{path}: state dict does not match model {meta['model']} ({'; '.join(parts)})")
+    model.eval()
+    return Checkpoint(model, dict(raw["mask"]), dict(meta), dict(raw["model"]), path, sha256_file(path))
+
+
+def as_checkpoint(obj: Checkpoint | str | os.PathLike) -> Checkpoint:
+    """Pass a :class:`Checkpoint` through; load a path."""
+    return obj if isinstance(obj, Checkpoint) else load_checkpoint(obj)
+
+
+def check_compatible(a: Checkpoint, b: Checkpoint) -> None:
+    """Raise :class:`CheckpointError` unless ``a`` and ``b`` have the same architecture, state-dict
+    keys and shapes, and masks over the same parameters with the same shapes."""
+    name_a = str(a.path) if a.path else "checkpoint A"
+    name_b = str(b.path) if b.path else "checkpoint B"
+    if a.meta.get("model") != b.meta.get("model") or a.meta.get("model_kwargs") != b.meta.get("model_kwargs"):
+        raise CheckpointError(
+            f"checkpoints have different architectures: {name_a} is {a.architecture}, {name_b} is {b.architecture}"
+        )
+    _same_keys_and_shapes("state dict", a.state, b.state, name_a, name_b)
+    _same_keys_and_shapes("mask", a.mask, b.mask, name_a, name_b)
+
+
+def _same_keys_and_shapes(what: str, ta: dict, tb: dict, name_a: str, name_b: str) -> None:
+    if set(ta) != set(tb):
+        only = sorted(set(ta) ^ set(tb))
+        raise CheckpointError(f"checkpoints have different {what} entries (e.g. {only[0]})")
+    for key, tensor in ta.items():
+        if tensor.shape != tb[key].shape:
+            raise CheckpointError(
+                f"checkpoint {what}s differ at {key}: shape {tuple(tensor.shape)} in {name_a}, "
+                f"{tuple(tb[key].shape)} in {name_b}"
+            )
+
+
+def checkpoint_bundle(ckpt: Checkpoint, *, dataset: str | None = None, root: str | None = None) -> DataBundle:
+    """The :class:`DataBundle` ``ckpt`` was trained on, from its meta's data config.
+
+    ``dataset`` and ``root`` override the recorded dataset name and data root (the root is not
+    recorded in the config hash, so a checkpoint moved to another machine needs it).
+    """
+    recorded = ckpt.meta.get("data_config") or {"name": ckpt.meta["dataset"]}
+    data_cfg = from_dict(DataConfig, recorded, "data_config")
+    changes = {k: v for k, v in (("name", dataset), ("root", root)) if v is not None}
+    return load_data(dataclasses.replace(data_cfg, **changes))
+
+
+def checkpoint_data(
+    ckpt: Checkpoint,
+    split: str = "train",
+    *,
+    batch_size: int = 1000,
+    dataset: str | None = None,
+    root: str | None = None,
+) -> Any:
+    """Unshuffled, unaugmented batches ``(inputs, targets)`` of ``split`` (``train`` or ``test``) of
+    the data ``ckpt`` was trained on; see :func:`checkpoint_bundle` for ``dataset`` and ``root``."""
+    return checkpoint_bundle(ckpt, dataset=dataset, root=root).eval_loader(split, batch_size)

@@ -15,7 +15,7 @@ import hashlib
 import json
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,159 +24,156 @@ import yaml
 
 from training.errors import ConfigError
 
-NONSEMANTIC = {"semantic": False}
 HASH_LENGTH = 12
+
+
+def opt(default: Any = dataclasses.MISSING, *, help: str, flag: str | None = None, semantic: bool = True) -> Any:
+    """A config field with its help text (shown by ``landscape train --help``).
+
+    ``flag`` overrides the command-line spelling (default ``--<field-name>``; for booleans
+    ``--<name>/--no-<name>``, or e.g. ``--prune-last/--keep-last-dense``). Non-``semantic`` fields
+    cannot change the numbers a run produces and never enter the config hash.
+    """
+    metadata: dict[str, Any] = {"help": help, "semantic": semantic}
+    if flag is not None:
+        metadata["flag"] = flag
+    return field(default=default, metadata=metadata)
+
+
+def section(cls: type, help: str) -> Any:
+    """A nested config section (a dataclass field with a default instance)."""
+    return field(default_factory=cls, metadata={"help": help, "semantic": True})
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which dataset to train on and how it is batched.
+    """Which dataset to train on and how it is batched (see :mod:`training.data`)."""
 
-    ``name`` is a key of :data:`training.data.DATASETS`. ``root`` is the folder holding CIFAR or
-    ImageNet files (unused by ``mnist1d`` and ``synthetic``). ``synthetic_*`` fields describe the
-    deterministic synthetic dataset and are ignored by the others.
-    """
-
-    name: str = "mnist1d"
-    root: str | None = field(default=None, metadata=NONSEMANTIC)
-    batch_size: int = 128
-    eval_batch_size: int = field(default=1000, metadata=NONSEMANTIC)
-    num_workers: int = field(default=0, metadata=NONSEMANTIC)
-    augment: bool = True
-    synthetic_shape: tuple[int, ...] = (3, 32, 32)
-    synthetic_classes: int = 10
-    synthetic_train: int = 512
-    synthetic_test: int = 256
+    name: str = opt("mnist1d", help="Dataset.", flag="--data")
+    root: str | None = opt(
+        None,
+        help="Folder holding the dataset's files (CIFAR, ImageNet); nothing is downloaded.",
+        flag="--data-root",
+        semantic=False,
+    )
+    batch_size: int = opt(128, help="Training batch size.")
+    eval_batch_size: int = opt(1000, help="Batch size for evaluation and BatchNorm recalibration.", semantic=False)
+    num_workers: int = opt(0, help="DataLoader worker processes (image datasets).", flag="--workers", semantic=False)
+    augment: bool = opt(True, help="Training augmentation (CIFAR: crop and flip; ImageNet: random resized crop).")
+    synthetic_shape: tuple[int, ...] = opt((3, 32, 32), help="synthetic: shape of one input, e.g. 3,32,32.")
+    synthetic_classes: int = opt(10, help="synthetic: number of classes.")
+    synthetic_train: int = opt(512, help="synthetic: training samples.")
+    synthetic_test: int = opt(256, help="synthetic: test samples.")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture: a key of :data:`training.models.MODELS` and an optional width.
+    """Architecture: a key of :data:`training.models.MODELS` and an optional width."""
 
-    ``width`` means the first stage's channel count for the CIFAR ResNets, the base channel count
-    for ``cnn1d`` and the hidden size for ``mlp``; ``None`` keeps each model's default.
-    """
-
-    name: str = "cnn1d"
-    width: int | None = None
+    name: str = opt("cnn1d", help="Architecture.", flag="--model")
+    width: int | None = opt(
+        None,
+        help="Width: first-stage channels (CIFAR ResNets), base channels (cnn1d), hidden units (mlp); "
+        "default: the model's own.",
+    )
 
 
 @dataclass(frozen=True)
 class MaskConfig:
-    """How masks are made; see :func:`training.pruning.prune`.
+    """How masks are made; see :mod:`training.pruning`. ``method`` prunes at initialisation for the
+    ``pai`` and ``sculpt`` (at ``recipe.sculpt_sparsity``) recipes."""
 
-    ``method``: ``none`` (dense), ``random``, ``magnitude``, ``snip``, ``grasp`` or ``synflow``; it
-    prunes at initialisation for the ``pai``, ``sculpt`` (at ``recipe.sculpt_sparsity``) recipes.
-    ``sparsity``: the target fraction of prunable weights set to zero, in [0, 1).
-    ``prune_shortcuts`` / ``prune_last``: whether 1x1 shortcut convolutions and the final linear layer
-    are prunable. ``distribution`` (random): uniform, erk, er-balanced or smart-ratio, with
-    ``smart_ratio_variant`` and ``erk`` (rigl or clamp). ``scope``: global or layerwise thresholding.
-    ``samples_per_class``: labelled samples for SNIP/GraSP. ``synflow_rounds``/``synflow_float64``,
-    ``grasp_temperature``: scorer options. ``mask_op``: a sanity-check operation applied to every
-    newly made mask before training (``rearrange`` or ``shuffle-weights``).
-    """
-
-    method: str = "none"
-    sparsity: float = 0.0
-    prune_shortcuts: bool = True
-    prune_last: bool = True
-    distribution: str = "uniform"
-    scope: str = "global"
-    samples_per_class: int = 10
-    synflow_rounds: int = 100
-    synflow_float64: bool = True
-    grasp_temperature: float = 200.0
-    smart_ratio_variant: str = "quadratic"
-    erk: str = "rigl"
-    mask_op: str = "none"
+    method: str = opt("none", help="Pruning method for the initial mask (none: dense).", flag="--prune")
+    sparsity: float = opt(0.0, help="Target fraction of prunable weights set to zero, in [0, 1).")
+    prune_shortcuts: bool = opt(
+        True, help="Whether 1x1 shortcut convolutions are prunable.", flag="--prune-shortcuts/--keep-shortcuts-dense"
+    )
+    prune_last: bool = opt(
+        True, help="Whether the last linear layer is prunable.", flag="--prune-last/--keep-last-dense"
+    )
+    distribution: str = opt("uniform", help="random: layer densities.")
+    scope: str = opt("global", help="Thresholding of scores: over all layers at once, or per layer.")
+    samples_per_class: int = opt(10, help="snip/grasp: labelled samples per class that the scores use.")
+    synflow_rounds: int = opt(100, help="synflow: pruning rounds on the exponential schedule.")
+    synflow_float64: bool = opt(True, help="synflow: score in float64 (deep networks overflow float32).")
+    grasp_temperature: float = opt(200.0, help="grasp: softmax temperature T.")
+    smart_ratio_variant: str = opt("quadratic", help="random with smart-ratio: the ratio rule (Su et al.'s ablations).")
+    erk: str = opt("rigl", help="random with erk: RigL's iterative solution or TurboPrune's one-shot clamp.")
+    mask_op: str = opt("none", help="Sanity check applied to new masks (Su et al.).")
 
 
 @dataclass(frozen=True)
 class RecipeConfig:
-    """Which experiment to run; see :mod:`training.recipes` for each recipe's stages.
+    """Which experiment to run; see :mod:`training.recipes` for each recipe's stages."""
 
-    ``name``: pai (default), imp, wr, lrr, sculpt, hybrid or coupling.
-    ``prune_fraction``: fraction of the remaining weights pruned per IMP/WR/LRR level (0.2);
-    ``levels``: number of pruning levels (``None``: as many as reach ``mask.sparsity``).
-    ``rewind_epoch``: epochs of dense training before the WR rewind point, also saved as the warmup
-    point ``level_0/rewind.pt`` by imp/lrr/hybrid (10). ``wr_schedule``: after rewinding, train a
-    full schedule (``full``, TurboPrune) or only its remaining epochs (``remaining``, Frankle).
-    ``level_scope``: global or layerwise magnitude pruning between levels and in SCULPT's step.
-    ``sculpt_sparsity``/``sculpt_cycles``: SCULPT's s0 (0.5) and C0 (default: ``schedule.cycles``).
-    ``coupling_init``: random, warmup, warmup-signs or random-signs; ``mask_from``, ``warmup_from``,
-    ``signs_from``: checkpoints that supply the mask, the warmup weights and the signs.
-    ``corrupt``: none, random-labels, random-pixels or half-data, applied to the data used for pruning
-    scores and for level-0 pretraining (tickets then train on the true data).
-    """
-
-    name: str = "pai"
-    prune_fraction: float = 0.2
-    levels: int | None = None
-    rewind_epoch: int = 10
-    wr_schedule: str = "full"
-    level_scope: str = "global"
-    sculpt_sparsity: float = 0.5
-    sculpt_cycles: int | None = None
-    coupling_init: str = "random"
-    mask_from: str | None = None
-    warmup_from: str | None = None
-    signs_from: str | None = None
-    corrupt: str = "none"
+    name: str = opt(
+        "pai", help="Experiment: pruning at init, iterative pruning, SCULPT-ing, hybrid, coupling.", flag="--recipe"
+    )
+    prune_fraction: float = opt(0.2, help="imp/wr/lrr: fraction of the remaining weights pruned per level.")
+    levels: int | None = opt(None, help="imp/wr/lrr: pruning levels (default: as many as reach the target sparsity).")
+    rewind_epoch: int = opt(
+        10, help="Dense epochs before the rewind point (wr), also saved as the warmup point (imp, lrr, hybrid)."
+    )
+    wr_schedule: str = opt(
+        "full", help="wr: after rewinding, a full new schedule (TurboPrune) or only its remaining epochs (Frankle)."
+    )
+    level_scope: str = opt("global", help="Magnitude pruning between levels and in SCULPT's step: global or layerwise.")
+    sculpt_sparsity: float = opt(0.5, help="sculpt: s0, the sparsity of the first mask.")
+    sculpt_cycles: int | None = opt(None, help="sculpt: C0, cycles before the magnitude step (default: --cycles).")
+    coupling_init: str = opt("random", help="coupling: where the mask's weights start.")
+    mask_from: str | None = opt(None, help="coupling: checkpoint whose mask is trained.")
+    warmup_from: str | None = opt(None, help="coupling: checkpoint with the warmup (dense, early) weights.")
+    signs_from: str | None = opt(None, help="coupling: checkpoint whose signs are used (default: --mask-from).")
+    corrupt: str = opt("none", help="Data for pruning scores and level-0 pretraining (sanity checks).")
 
 
 @dataclass(frozen=True)
 class ScheduleConfig:
-    """Learning-rate schedule; see :mod:`training.schedules` for the exact formulas.
+    """Learning-rate schedule; see :mod:`training.schedules` for the exact formulas. Every cycle
+    restarts the schedule with a fresh optimiser."""
 
-    ``cycles`` cycles of ``epochs`` epochs each; every cycle restarts the schedule with a fresh
-    optimiser. ``milestones`` (``step`` only) are fractions of a cycle.
-    """
-
-    name: str = "one-cycle"
-    cycles: int = 1
-    epochs: int = 10
-    warmup_fraction: float = 0.2
-    warmup_start: float = 0.2
-    decay: str = "linear"
-    skip_warmup: bool = False
-    milestones: tuple[float, ...] = (0.5, 0.75)
-    gamma: float = 0.1
+    name: str = opt("one-cycle", help="Learning-rate schedule.", flag="--schedule")
+    cycles: int = opt(1, help="Number of cycles.")
+    epochs: int = opt(10, help="Epochs per cycle.")
+    warmup_fraction: float = opt(0.2, help="Fraction of each cycle spent warming up, in [0, 1).")
+    warmup_start: float = opt(0.2, help="Warmup starts at this fraction of the peak rate.")
+    decay: str = opt("linear", help="Decay after the warmup.")
+    skip_warmup: bool = opt(False, help="No warmup after the first cycle.")
+    milestones: tuple[float, ...] = opt((0.5, 0.75), help="step: milestones as fractions of a cycle, e.g. 0.5,0.75.")
+    gamma: float = opt(0.1, help="step: factor applied at each milestone.")
 
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """SGD hyper-parameters; ``lr`` is the peak learning rate of each cycle."""
+    """SGD hyper-parameters."""
 
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4
+    lr: float = opt(0.1, help="Peak learning rate of each cycle.")
+    momentum: float = opt(0.9, help="SGD momentum.")
+    nesterov: bool = opt(False, help="Nesterov momentum.")
+    weight_decay: float = opt(5e-4, help="L2 weight decay.")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a training run.
 
-    ``seed`` fixes initialisation, mask, data order and augmentation. ``amp`` (none, bf16, fp16)
-    runs the training forward pass in mixed precision (analyses stay fp32). ``save_every`` > 0 also
-    writes ``epoch_<n>.pt`` every n epochs. ``name`` prefixes the run folder (default
-    ``<model>-<dataset>``). ``channels_last`` and ``compile`` are speed options that do not enter
-    the config hash; like the device, they can change floating-point rounding.
+    ``channels_last`` and ``compile`` are speed options that do not enter the config hash; like the
+    device, they can change floating-point rounding.
     """
 
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    mask: MaskConfig = field(default_factory=MaskConfig)
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    recipe: RecipeConfig = field(default_factory=RecipeConfig)
-    seed: int = 0
-    amp: str = "none"
-    name: str = field(default="", metadata=NONSEMANTIC)
-    device: str = field(default="auto", metadata=NONSEMANTIC)
-    save_every: int = field(default=0, metadata=NONSEMANTIC)
-    channels_last: bool = field(default=False, metadata=NONSEMANTIC)
-    compile: bool = field(default=False, metadata=NONSEMANTIC)
+    data: DataConfig = section(DataConfig, "Dataset and batching.")
+    model: ModelConfig = section(ModelConfig, "Architecture.")
+    mask: MaskConfig = section(MaskConfig, "Initial mask and pruning options.")
+    schedule: ScheduleConfig = section(ScheduleConfig, "Learning-rate schedule.")
+    optim: OptimConfig = section(OptimConfig, "SGD.")
+    recipe: RecipeConfig = section(RecipeConfig, "Experiment.")
+    seed: int = opt(0, help="Seed of initialisation, mask, data order and augmentation.")
+    amp: str = opt("none", help="Mixed precision for the training forward pass (analyses stay fp32).")
+    name: str = opt("", help="Run folder prefix (default: <model>-<dataset>).", semantic=False)
+    device: str = opt("auto", help="auto, cpu, cuda or cuda:N.", semantic=False)
+    save_every: int = opt(0, help="Also write epoch_<n>.pt every N epochs (0: never).", semantic=False)
+    channels_last: bool = opt(False, help="channels_last memory format for 4-D convolutions.", semantic=False)
+    compile: bool = opt(False, help="torch.compile the training forward pass.", semantic=False)
 
     @property
     def run_name(self) -> str:
@@ -298,15 +295,56 @@ def config_hash(cfg: Any) -> str:
 
 
 def replace_dotted(cfg: Any, overrides: Mapping[str, Any]) -> Any:
-    """Return ``cfg`` with ``{"schedule.cycles": 4, "seed": 1}``-style overrides applied and type-checked."""
+    """Return ``cfg`` with ``{"schedule.cycles": 4, "seed": 1}``-style overrides applied and type-checked.
+
+    An unknown key raises :class:`ConfigError` naming it and the valid keys of its section.
+    """
     data = to_dict(cfg)
     for dotted, value in overrides.items():
         node = data
         *parents, leaf = dotted.split(".")
-        for p in parents:
-            node = node[p]
+        path = ""
+        for p in [*parents, leaf]:
+            if not isinstance(node, dict) or p not in node:
+                valid = ", ".join(f"{path}{k}" for k in node) if isinstance(node, dict) else "none"
+                raise ConfigError(f"unknown config key {dotted!r}; valid keys here: {valid}", param=dotted)
+            if p != leaf:
+                node, path = node[p], f"{path}{p}."
+        if isinstance(node[leaf], dict):
+            raise ConfigError(f"config key {dotted!r} is a section; set one of its fields, e.g. {dotted}.<field>")
         node[leaf] = value
     return from_dict(type(cfg), data)
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """``["schedule.cycles=4", "data.name=cifar10"]`` -> ``{"schedule.cycles": 4, "data.name": "cifar10"}``.
+
+    Each value is parsed as YAML (so ``4`` is an integer, ``[0.5, 0.75]`` a list, ``null`` None).
+    Shared by ``landscape train --set`` and ``python -m training --set``.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE, e.g. schedule.cycles=4; got {item!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else value
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {key}: the value {value!r} is not valid YAML") from exc
+    return out
+
+
+def leaf_fields(cls: type = TrainConfig, prefix: str = "") -> list[tuple[str, dataclasses.Field, Any]]:
+    """``(dotted key, field, type)`` of every leaf field of a config dataclass, in declaration order."""
+    hints = typing.get_type_hints(cls)
+    out: list[tuple[str, dataclasses.Field, Any]] = []
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            out += leaf_fields(tp, f"{prefix}{f.name}.")
+        else:
+            out.append((prefix + f.name, f, tp))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- YAML
@@ -343,124 +381,3 @@ def load_yaml(path: str | Path, cls: type = TrainConfig) -> Any:
     except (IsADirectoryError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file is not a readable YAML text file: {path}") from exc
     return from_yaml_text(text, cls, source=str(path))
-
-
-# ------------------------------------------------------------------------------------------ validate
-
-
-def _check_choice(kind: str, value: str, registry: Mapping[str, Any]) -> None:
-    if value not in registry:
-        raise ConfigError(f"unknown {kind} {value!r}; choose from: {', '.join(sorted(registry))}")
-
-
-def validate(cfg: TrainConfig) -> TrainConfig:
-    """Check ranges and registry names; return ``cfg`` unchanged or raise :class:`ConfigError`."""
-    from training.data import CORRUPTIONS, DATASETS
-    from training.models import MODELS
-    from training.pruning import DISTRIBUTIONS, METHODS, SCOPES, SMART_RATIO_VARIANTS
-    from training.recipes import COUPLING_INITS, MASK_OPS, RECIPES
-    from training.schedules import DECAYS, SCHEDULES
-
-    _check_choice("dataset", cfg.data.name, DATASETS)
-    _check_choice("model", cfg.model.name, MODELS)
-    _check_choice("pruning method", cfg.mask.method, dict.fromkeys(("none", *METHODS)))
-    _check_choice("recipe", cfg.recipe.name, RECIPES)
-    _check_choice("layer distribution", cfg.mask.distribution, DISTRIBUTIONS)
-    _check_choice("scope", cfg.mask.scope, dict.fromkeys(SCOPES))
-    _check_choice("level scope", cfg.recipe.level_scope, dict.fromkeys(SCOPES))
-    _check_choice("smart-ratio variant", cfg.mask.smart_ratio_variant, SMART_RATIO_VARIANTS)
-    _check_choice("erk variant", cfg.mask.erk, dict.fromkeys(("rigl", "clamp")))
-    _check_choice("mask operation", cfg.mask.mask_op, MASK_OPS)
-    _check_choice("corruption", cfg.recipe.corrupt, CORRUPTIONS)
-    _check_choice("coupling init", cfg.recipe.coupling_init, COUPLING_INITS)
-    _check_choice("amp", cfg.amp, dict.fromkeys(("none", "bf16", "fp16")))
-    _check_choice("wr schedule", cfg.recipe.wr_schedule, dict.fromkeys(("full", "remaining")))
-    _check_choice("schedule", cfg.schedule.name, SCHEDULES)
-    _check_choice("decay", cfg.schedule.decay, DECAYS)
-    if cfg.name and (cfg.name in (".", "..") or any(c in cfg.name for c in "/\\\0")):
-        raise ConfigError(f"run name {cfg.name!r} must be a plain folder name (no path separators or '..')")
-    if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
-        raise ConfigError(f"unknown device {cfg.device!r}; choose from: auto, cpu, cuda, cuda:N")
-    s = cfg.mask.sparsity
-    if not 0.0 <= s < 1.0:
-        raise ConfigError(f"sparsity must be in [0, 1), got {s}")
-    _validate_recipe(cfg)
-    sched = cfg.schedule
-    positive = {
-        "schedule.epochs": sched.epochs,
-        "schedule.cycles": sched.cycles,
-        "data.batch_size": cfg.data.batch_size,
-        "data.eval_batch_size": cfg.data.eval_batch_size,
-        "optim.lr": cfg.optim.lr,
-    }
-    for key, value in positive.items():
-        if value <= 0:
-            raise ConfigError(f"{key} must be positive, got {value}")
-    if sched.name == "one-cycle" and sched.cycles != 1:
-        raise ConfigError(
-            "schedule one-cycle has exactly one cycle; for the budget of C cycles of E epochs use "
-            "--cycles 1 --epochs C*E, or --schedule cyclic"
-        )
-    if not 0.0 <= sched.warmup_fraction < 1.0:
-        raise ConfigError(f"warmup_fraction must be in [0, 1), got {sched.warmup_fraction}")
-    if not 0.0 <= sched.warmup_start <= 1.0:
-        raise ConfigError(f"warmup_start must be in [0, 1], got {sched.warmup_start}")
-    if any(not 0.0 < m < 1.0 for m in sched.milestones):
-        raise ConfigError(f"milestones are fractions of a cycle in (0, 1), got {list(sched.milestones)}")
-    if cfg.optim.momentum < 0 or cfg.optim.weight_decay < 0:
-        raise ConfigError("momentum and weight_decay must be non-negative")
-    if cfg.optim.nesterov and cfg.optim.momentum == 0:
-        raise ConfigError("nesterov needs a positive momentum")
-    if cfg.data.num_workers < 0 or cfg.save_every < 0:
-        raise ConfigError("num_workers and save_every must be non-negative")
-    if cfg.model.width is not None and cfg.model.width <= 0:
-        raise ConfigError(f"model width must be positive, got {cfg.model.width}")
-    if cfg.mask.samples_per_class < 1 or cfg.mask.synflow_rounds < 1:
-        raise ConfigError("samples_per_class and synflow_rounds must be at least 1")
-    return cfg
-
-
-def _validate_recipe(cfg: TrainConfig) -> None:
-    r, m = cfg.recipe, cfg.mask
-    if r.name in ("pai", "sculpt"):
-        if m.method == "none" and m.sparsity != 0.0:
-            raise ConfigError(f"sparsity {m.sparsity} given with --prune none; choose a pruning method such as random")
-        if m.method != "none" and m.sparsity == 0.0:
-            raise ConfigError(f"pruning method {m.method!r} needs a sparsity in (0, 1)")
-    if r.name == "sculpt":
-        if m.method == "none":
-            raise ConfigError("recipe sculpt needs a pruning-at-initialisation method (--prune) for its first mask")
-        if not 0.0 < r.sculpt_sparsity < m.sparsity:
-            raise ConfigError(
-                f"sculpt_sparsity (s0 = {r.sculpt_sparsity}) must lie in (0, target sparsity {m.sparsity})"
-            )
-        if r.sculpt_cycles is not None and r.sculpt_cycles < 1:
-            raise ConfigError("sculpt_cycles must be at least 1")
-    if r.name in ("imp", "wr", "lrr", "hybrid"):
-        if m.method not in ("none", "magnitude"):
-            raise ConfigError(f"recipe {r.name} prunes by magnitude between levels; drop --prune {m.method}")
-        if m.sparsity == 0.0 and r.levels is None:
-            raise ConfigError(f"recipe {r.name} needs a target --sparsity in (0, 1)")
-        if not 0.0 <= r.prune_fraction < 1.0:
-            raise ConfigError(f"prune_fraction must be in [0, 1), got {r.prune_fraction}")
-        if r.prune_fraction == 0.0 and r.levels is None:
-            raise ConfigError("prune_fraction 0 never reaches the target; give --levels")
-        if r.levels is not None and r.levels < 0:
-            raise ConfigError("levels must be non-negative")
-        if r.rewind_epoch < 1:
-            raise ConfigError("rewind_epoch must be at least 1")
-    if r.name == "wr":
-        total = cfg.schedule.cycles * cfg.schedule.epochs
-        if r.rewind_epoch > total:
-            raise ConfigError(f"rewind_epoch {r.rewind_epoch} exceeds the {total} epochs of dense training")
-        if r.wr_schedule == "remaining" and (cfg.schedule.cycles != 1 or r.rewind_epoch >= cfg.schedule.epochs):
-            raise ConfigError("wr_schedule remaining needs one cycle longer than rewind_epoch")
-    if r.name == "coupling":
-        if m.method != "none":
-            raise ConfigError("recipe coupling takes its mask from --mask-from; drop --prune")
-        if not r.mask_from:
-            raise ConfigError("recipe coupling needs --mask-from CHECKPOINT")
-        if r.coupling_init in ("warmup", "warmup-signs") and not r.warmup_from:
-            raise ConfigError(f"coupling init {r.coupling_init} needs --warmup-from CHECKPOINT")
-    elif r.mask_from or r.warmup_from or r.signs_from:
-        raise ConfigError("--mask-from, --warmup-from and --signs-from belong to recipe coupling")

@@ -5,9 +5,18 @@ Exit codes: 0 ok, 1 internal error, 2 bad input, 3 diverged run.
 
 
 class LandscapeError(Exception):
-    """Base class of the toolkit's own errors. The message is one line naming the problem."""
+    """Base class of the toolkit's own errors. The message is one line naming the problem.
+
+    ``param`` names the library parameter (or dotted config key) the message is about, e.g.
+    ``"points"`` or ``"schedule.epochs"``; the message spells it the same way, so a command line can
+    show its own flag (``--points``) in its place.
+    """
 
     exit_code = 1
+
+    def __init__(self, message: str = "", *, param: str | None = None):
+        super().__init__(message)
+        self.param = param
 
 
 class UserError(LandscapeError):

@@ -29,96 +29,43 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
-import xarray as xr
-from filelock import FileLock, Timeout
 
-from training import __version__
 from training.checkpoint import read_checkpoint
-from training.config import TrainConfig, to_yaml, validate
-from training.data import DataBundle, corrupt, load_data
-from training.distributed import Distributed
-from training.errors import CheckpointError, ConfigError, DivergedError, UserError
-from training.evaluate import resolve_device
-from training.fileio import atomic_netcdf, atomic_write_json, atomic_write_text, derive_seed, read_json
+from training.config import TrainConfig
+from training.data import DataBundle, corrupt
+from training.errors import CheckpointError, ConfigError
+from training.fileio import derive_seed
 from training.masks import Mask, full_mask, prunable_names
 from training.pruning import (
+    apply_mask_op,
     layer_kinds,
     prune,
-    rearrange,
-    shuffle_weights,
+    prune_from_config,
     smart_ratio_densities,
     threshold_mask,
 )
 from training.trainer import Stage, StageResult, StageStart, Trainer
 
-MASK_OPS = {"none": "no change", "rearrange": "permute each layer's mask", "shuffle-weights": "permute survivors"}
 COUPLING_INITS = ("random", "warmup", "warmup-signs", "random-signs")
-
-
-@dataclass
-class RunResult:
-    """A finished run: its folder, config, metrics and stages (``[(folder, level, cycles)]``)."""
-
-    run_dir: Path
-    config: TrainConfig
-    metrics: xr.Dataset
-    stages: list[dict[str, Any]] = field(default_factory=list)
-    skipped: bool = False
-
-    def checkpoint(self, cycle: int | None = None, level: int | None = None) -> Path:
-        """Path of ``cycle_<k>.pt`` of a stage (``init.pt`` for cycle 0). Defaults: the last level and
-        its last cycle."""
-        stage = self.stages[-1] if level is None else next(s for s in self.stages if s["level"] == level)
-        k = stage["cycles"] if cycle is None else cycle
-        return self.run_dir / stage["dir"] / ("init.pt" if k == 0 else f"cycle_{k}.pt")
-
-
-# ------------------------------------------------------------------------------------------- helpers
+WR_SCHEDULES = ("full", "remaining")
 
 
 def initial_mask(tr: Trainer, model: torch.nn.Module, sparsity: float, data: DataBundle, stream: str = "mask") -> Mask:
-    """The pruning-at-initialisation mask of ``cfg.mask`` at ``sparsity`` on ``model``."""
+    """The pruning-at-initialisation mask of ``cfg.mask`` at ``sparsity`` on ``model``, seeded from
+    ``(seed, stream)``; ``data`` supplies SNIP's and GraSP's labelled sample and SynFlow's input shape."""
     m = tr.cfg.mask
-    names = prunable_names(model, m.prune_shortcuts, m.prune_last)
-    if m.method == "none":
-        return full_mask(model, names)
     seed = derive_seed(tr.cfg.seed, stream)
-    options: dict[str, Any] = {}
-    scoring = None
-    if m.method == "random":
-        options = {
-            "distribution": m.distribution,
-            "generator": torch.Generator().manual_seed(seed),
-            "variant": m.smart_ratio_variant,
-            "erk": m.erk,
-        }
-    elif m.method in ("snip", "grasp"):
-        scoring = data.labelled_sample(m.samples_per_class, torch.Generator().manual_seed(seed))
-        scoring = [(x.to(tr.device), y.to(tr.device)) for x, y in scoring]
-        if m.method == "grasp":
-            options = {"temperature": m.grasp_temperature, "seed": seed}
-    elif m.method == "synflow":
-        options = {"rounds": m.synflow_rounds, "float64": m.synflow_float64, "input_shape": data.input_shape}
-    model = model.to(tr.device)
-    return prune(model, m.method, sparsity, data=scoring, scope=m.scope, names=names, **options)
+    return prune_from_config(model.to(tr.device), m, sparsity, seed=seed, data=data)
 
 
-def apply_mask_op(tr: Trainer, state: dict, mask: Mask, level: int) -> tuple[dict, Mask]:
+def mask_op(tr: Trainer, state: dict, mask: Mask, level: int) -> tuple[dict, Mask]:
     """Apply ``cfg.mask.mask_op`` (Su et al.'s sanity checks) to a new mask and its starting weights."""
-    op = tr.cfg.mask.mask_op
     gen = torch.Generator().manual_seed(derive_seed(tr.cfg.seed, "mask-op", level))
-    if op == "rearrange":
-        return state, rearrange(mask, gen)
-    if op == "shuffle-weights":
-        return shuffle_weights(state, mask, gen), mask
-    return state, mask
+    return apply_mask_op(tr.cfg.mask.mask_op, state, mask, gen)
 
 
 def level_densities(target_sparsity: float, fraction: float, levels: int | None) -> list[float]:
@@ -139,20 +86,6 @@ def _magnitude_step(tr: Trainer, trained: dict, sparsity: float) -> Mask:
     return prune(model, "magnitude", sparsity, mask=trained["mask"], scope=tr.cfg.recipe.level_scope)
 
 
-def _stage_list(results: list[StageResult], run_dir: Path) -> list[dict[str, Any]]:
-    return [
-        {
-            "dir": r.stage.directory.relative_to(run_dir).as_posix() or ".",
-            "level": r.stage.level,
-            "cycles": r.stage.schedule.cycles,
-        }
-        for r in results
-    ]
-
-
-# ------------------------------------------------------------------------------------------- recipes
-
-
 def recipe_pai(tr: Trainer, cfg: TrainConfig) -> list[StageResult]:
     """Prune at initialisation, then train the schedule (one stage in the run folder)."""
     scoring_data = corrupt(tr.data, cfg.recipe.corrupt)
@@ -160,7 +93,7 @@ def recipe_pai(tr: Trainer, cfg: TrainConfig) -> list[StageResult]:
     def start() -> StageStart:
         model = tr.fresh_model()
         mask = initial_mask(tr, model, cfg.mask.sparsity, scoring_data)
-        state, mask = apply_mask_op(tr, model.state_dict(), mask, 0)
+        state, mask = mask_op(tr, model.state_dict(), mask, 0)
         return StageStart(state, mask)
 
     return [tr.run_stage(Stage(tr.run_dir, cfg.schedule, level=0), start)]
@@ -208,7 +141,7 @@ def _iterative(tr: Trainer, cfg: TrainConfig, rewind: str) -> list[StageResult]:
                     position = (1, r.rewind_epoch)
             else:
                 state = trained["model"]
-            state, mask = apply_mask_op(tr, dict(state), mask, level)
+            state, mask = mask_op(tr, dict(state), mask, level)
             return StageStart(state, mask, optimizer_state, position)
 
         stage = Stage(tr.run_dir / f"level_{level}", cfg.schedule, level=level, epoch_offset=offset)
@@ -244,7 +177,7 @@ def recipe_sculpt(tr: Trainer, cfg: TrainConfig) -> list[StageResult]:
     def start0() -> StageStart:
         model = tr.fresh_model()
         mask = initial_mask(tr, model, r.sculpt_sparsity, scoring_data)
-        state, mask = apply_mask_op(tr, model.state_dict(), mask, 0)
+        state, mask = mask_op(tr, model.state_dict(), mask, 0)
         return StageStart(state, mask)
 
     first = tr.run_stage(Stage(tr.run_dir / "level_0", sched0, level=0), start0)
@@ -252,7 +185,7 @@ def recipe_sculpt(tr: Trainer, cfg: TrainConfig) -> list[StageResult]:
     def start1() -> StageStart:
         trained = read_checkpoint(first.final)
         mask = _magnitude_step(tr, trained, cfg.mask.sparsity)
-        state, mask = apply_mask_op(tr, dict(trained["model"]), mask, 1)
+        state, mask = mask_op(tr, dict(trained["model"]), mask, 1)
         return StageStart(state, mask)
 
     second = tr.run_stage(Stage(tr.run_dir / "level_1", sched1, level=1, epoch_offset=c0 * sched.epochs), start1)
@@ -283,7 +216,7 @@ def recipe_hybrid(tr: Trainer, cfg: TrainConfig) -> list[StageResult]:
             keep = max(1, math.floor(dens[n] * params[n].numel()))
             sparsity_l = 1.0 - keep / params[n].numel()
             mask.update(threshold_mask({n: params[n].detach().abs()}, {n: trained["mask"][n]}, sparsity_l))
-        state, mask = apply_mask_op(tr, dict(trained["model"]), mask, 1)
+        state, mask = mask_op(tr, dict(trained["model"]), mask, 1)
         return StageStart(state, mask)
 
     second = tr.run_stage(
@@ -321,7 +254,7 @@ def recipe_coupling(tr: Trainer, cfg: TrainConfig) -> list[StageResult]:
         if r.coupling_init in ("warmup-signs", "random-signs"):
             for n in mask:
                 state[n] = state[n].abs() * torch.sign(signs[n])
-        state, new_mask = apply_mask_op(tr, state, dict(mask), 0)
+        state, new_mask = mask_op(tr, state, dict(mask), 0)
         return StageStart(state, new_mask)
 
     return [tr.run_stage(Stage(tr.run_dir, cfg.schedule, level=0), start)]
@@ -336,106 +269,3 @@ RECIPES: dict[str, Callable[[Trainer, TrainConfig], list[StageResult]]] = {
     "hybrid": recipe_hybrid,
     "coupling": recipe_coupling,
 }
-
-
-# --------------------------------------------------------------------------------------------- train
-
-
-def _run_metrics(results: list[StageResult], tr: Trainer) -> xr.Dataset:
-    if len(results) == 1:
-        return results[0].metrics
-    per_level = [r.metrics.expand_dims(level=[r.stage.level]) for r in results]
-    ds = xr.concat(per_level, dim="level", join="outer", coords="minimal", compat="override", combine_attrs="override")
-    ds.attrs.update(tr.attrs())
-    return ds
-
-
-def train(cfg: TrainConfig, out: str | Path, *, quiet: bool = False, data: DataBundle | None = None) -> RunResult:
-    """Run ``cfg``'s recipe under ``out``; resumes an interrupted run and skips a complete one.
-
-    Returns a :class:`RunResult`. Raises :class:`training.errors.DivergedError` (exit code 3) on a
-    non-finite training loss, after marking the run ``diverged`` in ``manifest.json``.
-    """
-    validate(cfg)
-    run_dir = Path(out) / cfg.run_name
-    log = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
-    done = _complete(run_dir, cfg)
-    if done is not None:
-        log(f"already complete: {run_dir}")
-        return done
-    device = resolve_device(cfg.device)
-    dist = Distributed.from_env(device)
-    device = dist.device(device)
-    if not dist.main:  # the other ranks of a torchrun job follow rank 0, which holds the lock
-        quiet, log = True, (lambda msg: None)
-        return _train_locked(cfg, run_dir, quiet, log, data, device, dist)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(run_dir / ".lock")
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            log(f"another process is training {run_dir}; waiting for it to finish")
-            lock.acquire()
-    except OSError as exc:
-        raise UserError(f"cannot write the run folder {run_dir}: {exc.strerror or exc}") from exc
-    try:
-        done = _complete(run_dir, cfg)  # the other process may have finished it
-        if done is not None:
-            log(f"already complete: {run_dir}")
-            return done
-        return _train_locked(cfg, run_dir, quiet, log, data, device, dist)
-    finally:
-        lock.release()
-
-
-def _complete(run_dir: Path, cfg: TrainConfig) -> RunResult | None:
-    manifest = read_json(run_dir / "manifest.json")
-    if manifest and manifest.get("status") == "complete" and (run_dir / "metrics.nc").exists():
-        return RunResult(run_dir, cfg, xr.load_dataset(run_dir / "metrics.nc"), manifest["stages"], skipped=True)
-    return None
-
-
-def _train_locked(
-    cfg: TrainConfig,
-    run_dir: Path,
-    quiet: bool,
-    log: Callable[[str], None],
-    data: DataBundle | None,
-    device: torch.device,
-    dist: Distributed,
-) -> RunResult:
-    data = data or load_data(cfg.data)
-    write = dist.main
-    if write:
-        # We hold the run lock: leftovers of killed writes (never read: they have other names) can go.
-        for sub in [run_dir, *sorted(run_dir.glob("level_*"))]:
-            for tmp in sub.glob(".*.tmp"):
-                tmp.unlink(missing_ok=True)
-        atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
-    tr = Trainer(cfg, run_dir, data, device, quiet=quiet, log=log, meta_extra={"recipe": cfg.recipe.name}, dist=dist)
-    base = {
-        "config_hash": tr.hash,
-        "run_name": cfg.run_name,
-        "recipe": cfg.recipe.name,
-        "landscape_version": __version__,
-    }
-    if write:
-        atomic_write_json(run_dir / "manifest.json", {"status": "running", **base})
-    try:
-        results = RECIPES[cfg.recipe.name](tr, cfg)
-    except DivergedError as exc:
-        if write:
-            atomic_write_json(run_dir / "manifest.json", {"status": "diverged", "error": str(exc), **base})
-        raise
-    metrics = _run_metrics(results, tr)
-    checkpoints = [c for r in results for c in r.checkpoints]
-    stages = _stage_list(results, run_dir)
-    if write:
-        if len(results) > 1:
-            atomic_netcdf(metrics, run_dir / "metrics.nc")
-        atomic_write_json(
-            run_dir / "manifest.json", {"status": "complete", "stages": stages, "checkpoints": checkpoints, **base}
-        )
-    dist.barrier()
-    return RunResult(run_dir, cfg, metrics, stages)

@@ -20,7 +20,6 @@ ends bitwise-identical to an uninterrupted one on CPU.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -43,51 +42,9 @@ from training.errors import DivergedError
 from training.evaluate import evaluate
 from training.fileio import atomic_netcdf, atomic_write_json, derive_seed, read_json
 from training.masks import Mask, MaskedParameters, apply_mask, density, weight_density
+from training.metrics import METRIC_NAMES, metrics_dataset, progress_disabled
 from training.models import build
 from training.schedules import learning_rate
-
-METRIC_NAMES = ("train_loss", "train_error", "test_loss", "test_error", "lr", "density")
-
-
-def progress_disabled(quiet: bool) -> bool | None:
-    """tqdm's ``disable``: off under ``quiet`` or in CI, and (``None``) whenever stderr is not a TTY."""
-    return True if (quiet or os.environ.get("CI")) else None
-
-
-def metrics_dataset(records: list[dict[str, Any]], cycles: int, epochs: int, attrs: dict[str, Any]) -> xr.Dataset:
-    """Per-epoch records -> Dataset with dims ``(cycle, epoch)``; epochs not run are NaN.
-
-    Variables: ``train_loss``/``train_error`` (running means over the epoch's training batches, in
-    train mode, with augmentation), ``test_loss``/``test_error`` (eval mode, after the epoch), ``lr``
-    (the rate of the epoch's last step), ``density`` (measured fraction of non-zero prunable weights).
-    Coordinate ``global_epoch`` counts epochs over the stage's cycles.
-    """
-    data = {name: np.full((cycles, epochs), np.nan) for name in METRIC_NAMES}
-    for r in records:
-        for name in METRIC_NAMES:
-            data[name][r["cycle"] - 1, r["epoch"] - 1] = r[name]
-    cycle_c = np.arange(1, cycles + 1)
-    epoch_c = np.arange(1, epochs + 1)
-    ds = xr.Dataset(
-        {name: (("cycle", "epoch"), values) for name, values in data.items()},
-        coords={
-            "cycle": cycle_c,
-            "epoch": epoch_c,
-            "global_epoch": (("cycle", "epoch"), (cycle_c[:, None] - 1) * epochs + epoch_c[None, :]),
-        },
-        attrs=attrs,
-    )
-    units = {
-        "train_loss": "nats",
-        "test_loss": "nats",
-        "train_error": "fraction",
-        "test_error": "fraction",
-        "lr": "learning rate",
-        "density": "fraction",
-    }
-    for name, unit in units.items():
-        ds[name].attrs["units"] = unit
-    return ds
 
 
 @dataclass

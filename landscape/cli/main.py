@@ -1,0 +1,77 @@
+"""The entry point: runs the app and maps errors to exit codes.
+
+Errors: bad input prints one line ``error: ...`` to stderr and exits with code 2; a diverged run
+exits with code 3; ``--debug`` (anywhere on the line) shows the traceback instead. Library errors
+name the parameter they are about (``points``, ``schedule.epochs``); :func:`main` shows the
+command's own flag in its place (``--points``, ``--epochs``).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import typer
+
+from landscape.cli import analysis_commands, run_commands
+from landscape.cli.app import app, param_name
+from training.errors import LandscapeError
+
+COMMAND_MODULES = (analysis_commands, run_commands)  # importing them registers their commands on ``app``
+
+
+def flag_for(command_name: str | None, param: str) -> str | None:
+    """The flag of ``command_name`` that sets library parameter (or config key) ``param``, if any."""
+    # typer vendors click, so commands and options are matched by their interface, not their classes
+    commands = getattr(typer.main.get_command(app), "commands", {})
+    sub = commands.get(command_name) if command_name else None
+    wanted = param_name(param)
+    for p in getattr(sub, "params", ()):
+        if p.name == wanted and getattr(p, "param_type_name", "") == "option" and p.opts:
+            return max(p.opts, key=len)
+    return None
+
+
+def cli_message(exc: LandscapeError, command_name: str | None) -> str:
+    """``exc``'s message with the parameter it names spelt as the command's flag."""
+    message = str(exc)
+    param = getattr(exc, "param", None)
+    if param:
+        flag = flag_for(command_name, param)
+        if flag:
+            message = re.sub(rf"(?<![\w.-]){re.escape(param)}(?![\w-])", flag, message, count=1)
+    return message
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: runs the app and maps errors to exit codes (2 bad input, 3 diverged)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    command_name = next((a for a in args if not a.startswith("-")), None)
+    try:
+        result = app(args=args, prog_name="landscape", standalone_mode=False)
+    except LandscapeError as exc:
+        if debug:
+            raise
+        print(f"error: {cli_message(exc, command_name)}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:
+        if debug:
+            raise
+        if hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int):
+            # click's usage errors (typer vendors click, so match on its interface, not its class)
+            print(f"error: {exc.format_message()} (see --help)", file=sys.stderr)
+            sys.exit(exc.exit_code)
+        print(
+            f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)

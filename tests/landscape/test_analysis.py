@@ -1,0 +1,117 @@
+"""Batch analysis: tidy merge, values equal to direct calls, caching, diverged runs, path safety."""
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import landscape
+from landscape.analysis import analyze, run_points
+from landscape.overlap import overlap
+from tests.helpers import tiny_config
+from training.config import OptimConfig, replace_dotted
+from training.errors import DivergedError, UserError
+from training.run import train
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, tiny_run):
+    out = tmp_path_factory.mktemp("batch")
+    lrr = train(
+        replace_dotted(
+            tiny_config(),
+            {
+                "recipe.name": "lrr",
+                "mask.method": "none",
+                "mask.sparsity": 0.5,
+                "recipe.prune_fraction": 0.5,
+                "schedule.name": "one-cycle",
+                "schedule.cycles": 1,
+                "schedule.epochs": 1,
+                "recipe.rewind_epoch": 1,
+            },
+        ),
+        out,
+        quiet=True,
+    )
+    return [tiny_run.run_dir, lrr.run_dir]
+
+
+def test_points_follow_levels_and_cycles(runs):
+    pts, status = run_points(runs[1])
+    assert status == "complete"
+    assert [(p.level, p.cycle) for p in pts] == [(0, 0), (0, 1), (1, 1)]
+    assert pts[-1].sparsity == pytest.approx(0.5, abs=1e-3)
+
+
+def test_analyze_merges_runs_and_matches_direct_calls(runs, tmp_path):
+    ds = analyze(runs, lmc="consecutive", hessian_k=2, points=3, splits=("test",))
+    assert ds.sizes["run"] == 2 and ds.sizes["point"] == 3
+    assert ds["recipe"].values.tolist() == ["pai", "lrr"] and ds["status"].values.tolist() == ["complete"] * 2
+    assert ds["level"].sel(run=runs[1].name).values.tolist() == [0, 0, 1]
+    assert np.isnan(ds["error_barrier"].isel(point=0)).all()
+    # LMC piece equals a direct interpolate call
+    from training.config import DataConfig
+    from training.data import load_data
+
+    bundle = load_data(DataConfig(name="mnist1d"))
+    direct = landscape.interpolate(
+        runs[0] / "cycle_1.pt",
+        runs[0] / "cycle_2.pt",
+        {"test": bundle.eval_loader("test", 1000)},
+        points=3,
+        bn_data=bundle.eval_loader("train", 1000),
+    )
+    got = ds["error_barrier"].sel(run=runs[0].name, split="test").isel(point=2)
+    assert float(got) == pytest.approx(float(direct["error_barrier"].sel(split="test")), abs=1e-12)
+    flips = overlap(runs[1] / "level_0" / "cycle_1.pt", runs[1] / "level_1" / "cycle_1.pt")
+    assert float(ds["flip_vs_prev"].sel(run=runs[1].name).isel(point=2)) == float(flips["flip_fraction_total"])
+    assert ds["eigenvalue"].dims == ("run", "point", "k") and np.isfinite(ds["eigenvalue"]).all()
+    assert (ds["eigenvalue"].isel(k=0) >= ds["eigenvalue"].isel(k=1)).all()
+    assert float(ds["test_error"].sel(run=runs[0].name).isel(point=2)) < 0.9
+    landscape.save_dataset(ds, tmp_path / "results.nc")
+    assert landscape.load_dataset(tmp_path / "results.nc").identical(ds)
+
+
+def test_rerun_only_computes_new_work(runs):
+    first = analyze(runs, hessian_k=1, points=3)
+    again = analyze(runs, hessian_k=1, points=3)
+    assert again.attrs["cache_misses"] == 0 and again.attrs["cache_hits"] > 0
+    xr.testing.assert_identical(first.drop_attrs(), again.drop_attrs())
+    other = analyze(runs, hessian_k=1, points=5)  # a new option computes only the LMC pieces again
+    assert 0 < other.attrs["cache_misses"] < other.attrs["cache_hits"] + other.attrs["cache_misses"]
+
+
+def test_diverged_runs_are_reported(runs, tmp_path):
+    cfg = replace_dotted(tiny_config(optim=OptimConfig(lr=1e8)), {"schedule.cycles": 2})
+    with pytest.raises(DivergedError):
+        train(cfg, tmp_path, quiet=True)
+    ds = analyze([runs[0], tmp_path / cfg.run_name], lmc="init", signs=True, points=3)
+    assert ds["status"].values.tolist() == ["complete", "diverged"]
+    assert int((ds["level"].sel(run=cfg.run_name) >= 0).sum()) == 1  # only init.pt exists
+
+
+def test_manifest_paths_cannot_escape(tmp_path, runs):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(runs[0], run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["checkpoints"][0]["path"] = "../../etc/passwd"
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="leaves the run folder"):
+        analyze([run])
+    manifest["checkpoints"][0]["path"] = "/etc/passwd"
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="leaves the run folder"):
+        analyze([run])
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(UserError, match="run folder not found"):
+        analyze([tmp_path / "nope"])
+    with pytest.raises(UserError, match="not a run folder"):
+        analyze([tmp_path])
+    with pytest.raises(UserError, match="unknown --lmc mode"):
+        analyze([tmp_path], lmc="all")

@@ -1,0 +1,37 @@
+"""Dataset registry and seeded loaders.
+
+Datasets (``DATASETS``):
+
+* ``mnist1d``: the embedded default, generated offline by the ``mnist1d`` package (4,000 train /
+  1,000 test signals of length 40, 10 classes) and cached as ``.npz`` in the user cache folder
+  (``$LANDSCAPE_CACHE``, else ``$XDG_CACHE_HOME/landscape``, else ``~/.cache/landscape``).
+* ``cifar10`` / ``cifar100``: the python-pickle release under ``<root>/cifar-10-batches-py`` or
+  ``<root>/cifar-100-python``; standard normalisation, and for training a random 32x32 crop with
+  4-pixel padding and a horizontal flip. The test split is never augmented.
+* ``imagenet``: torchvision ``ImageFolder`` trees ``<root>/train/<class>/*`` and ``<root>/val/<class>/*``.
+* ``synthetic``: deterministic class-conditional Gaussian tensors of any shape and class count.
+
+Nothing is ever downloaded: a missing dataset raises :class:`DataError` naming the expected files.
+
+Data order and augmentation are functions of ``(seed, epoch key)`` only (see :meth:`DataBundle.train_loader`),
+which makes resumed runs identical to uninterrupted ones.
+"""
+
+from training.data.bundle import DataBundle, TensorLoader, class_balanced_indices
+from training.data.corrupt import CORRUPTIONS, corrupt
+from training.data.mnist1d import cache_dir, mnist1d_arrays
+from training.data.registry import DATASETS, load_data
+from training.data.synthetic import synthetic_tensors
+
+__all__ = [
+    "CORRUPTIONS",
+    "DATASETS",
+    "DataBundle",
+    "TensorLoader",
+    "cache_dir",
+    "class_balanced_indices",
+    "corrupt",
+    "load_data",
+    "mnist1d_arrays",
+    "synthetic_tensors",
+]

@@ -1,0 +1,31 @@
+"""The dataset registry and :func:`load_data`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from training.config import DataConfig
+from training.data.bundle import DataBundle, _split_size
+from training.data.images import load_cifar, load_imagenet
+from training.data.mnist1d import load_mnist1d
+from training.data.synthetic import load_synthetic
+from training.errors import DataError
+
+DATASETS: dict[str, Callable[[DataConfig], DataBundle]] = {
+    "mnist1d": load_mnist1d,
+    "cifar10": load_cifar,
+    "cifar100": load_cifar,
+    "imagenet": load_imagenet,
+    "synthetic": load_synthetic,
+}
+
+
+def load_data(cfg: DataConfig) -> DataBundle:
+    """Load dataset ``cfg.name``; raises :class:`DataError` if it is unknown, missing or empty."""
+    if cfg.name not in DATASETS:
+        raise DataError(f"unknown dataset {cfg.name!r}; choose from: {', '.join(sorted(DATASETS))}")
+    bundle = DATASETS[cfg.name](cfg)
+    for split in ("train", "test"):
+        if _split_size(getattr(bundle, split)) == 0:
+            raise DataError(f"dataset {cfg.name} has an empty {split} split")
+    return bundle

@@ -1,0 +1,52 @@
+"""Per-epoch training metrics as an xarray Dataset, and when progress bars are shown."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+METRIC_NAMES = ("train_loss", "train_error", "test_loss", "test_error", "lr", "density")
+
+
+def progress_disabled(quiet: bool) -> bool | None:
+    """tqdm's ``disable``: off under ``quiet`` or in CI, and (``None``) whenever stderr is not a TTY."""
+    return True if (quiet or os.environ.get("CI")) else None
+
+
+def metrics_dataset(records: list[dict[str, Any]], cycles: int, epochs: int, attrs: dict[str, Any]) -> xr.Dataset:
+    """Per-epoch records -> Dataset with dims ``(cycle, epoch)``; epochs not run are NaN.
+
+    Variables: ``train_loss``/``train_error`` (running means over the epoch's training batches, in
+    train mode, with augmentation), ``test_loss``/``test_error`` (eval mode, after the epoch), ``lr``
+    (the rate of the epoch's last step), ``density`` (measured fraction of non-zero prunable weights).
+    Coordinate ``global_epoch`` counts epochs over the stage's cycles.
+    """
+    data = {name: np.full((cycles, epochs), np.nan) for name in METRIC_NAMES}
+    for r in records:
+        for name in METRIC_NAMES:
+            data[name][r["cycle"] - 1, r["epoch"] - 1] = r[name]
+    cycle_c = np.arange(1, cycles + 1)
+    epoch_c = np.arange(1, epochs + 1)
+    ds = xr.Dataset(
+        {name: (("cycle", "epoch"), values) for name, values in data.items()},
+        coords={
+            "cycle": cycle_c,
+            "epoch": epoch_c,
+            "global_epoch": (("cycle", "epoch"), (cycle_c[:, None] - 1) * epochs + epoch_c[None, :]),
+        },
+        attrs=attrs,
+    )
+    units = {
+        "train_loss": "nats",
+        "test_loss": "nats",
+        "train_error": "fraction",
+        "test_error": "fraction",
+        "lr": "learning rate",
+        "density": "fraction",
+    }
+    for name, unit in units.items():
+        ds[name].attrs["units"] = unit
+    return ds

@@ -1,0 +1,54 @@
+"""Thresholding keep scores into masks, globally or per layer; ties at the threshold are pruned."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import torch
+
+from training.errors import ConfigError
+from training.masks import Mask
+
+
+def _masked_scores(scores: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for n, s in scores.items():
+        s = torch.nan_to_num(s.detach().double(), nan=-math.inf)
+        out[n] = torch.where(mask[n].to(s.device), s, torch.full_like(s, -math.inf))
+    return out
+
+
+def threshold_mask(
+    scores: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor], sparsity: float, scope: str = "global"
+) -> Mask:
+    """Prune the lowest keep scores to reach ``sparsity`` over all masked weights; ties are pruned."""
+    if scope not in SCOPES:
+        raise ConfigError(f"unknown scope {scope!r}; choose from: {', '.join(SCOPES)}")
+    check_sparsity(sparsity)
+    masked = _masked_scores(scores, mask)
+    if scope == "global":
+        flat = torch.cat([s.flatten() for s in masked.values()])
+        k = round(sparsity * flat.numel())
+        if k < 1:
+            return {n: mask[n].clone() for n in masked}
+        threshold = torch.kthvalue(flat.cpu(), k).values.item()
+        return {n: (s > threshold).cpu() & mask[n].cpu() for n, s in masked.items()}
+    new = {}
+    for n, s in masked.items():
+        k = round(sparsity * s.numel())
+        if k < 1:
+            new[n] = mask[n].clone().cpu()
+            continue
+        threshold = torch.kthvalue(s.flatten().cpu(), k).values.item()
+        new[n] = (s > threshold).cpu() & mask[n].cpu()
+    return new
+
+
+SCOPES = ("global", "layerwise")
+
+
+def check_sparsity(sparsity: float) -> None:
+    """Raise :class:`ConfigError` unless ``0 <= sparsity < 1``."""
+    if not 0.0 <= float(sparsity) < 1.0:
+        raise ConfigError(f"sparsity must be in [0, 1), got {sparsity}")
