@@ -23,8 +23,6 @@ from training.errors import UserError
 Matvec = Callable[[torch.Tensor], torch.Tensor]
 
 
-
-
 @dataclass
 class EigenResult:
     """Top-k eigenpairs: ``eigenvalues`` (descending), ``residuals`` ‖Hv − λv‖ (or Lanczos estimates),
