@@ -64,6 +64,16 @@ class DataConfig:
     synthetic_classes: int = opt(10, help="synthetic: number of classes.")
     synthetic_train: int = opt(512, help="synthetic: training samples.")
     synthetic_test: int = opt(256, help="synthetic: test samples.")
+    train_samples: int | None = opt(
+        None,
+        help="Train on a class-balanced subset of this many training samples (a multiple of the class count), "
+        "the same subset for every seed; default: all.",
+    )
+    mnist1d_test: int = opt(
+        1000,
+        help="mnist1d: test samples. 1000 is the standard split; any other multiple of 10 is a test set "
+        "generated with the standard generator settings and its own seed.",
+    )
 
 
 @dataclass(frozen=True)

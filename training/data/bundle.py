@@ -6,6 +6,7 @@ Data order and augmentation are functions of ``(seed, epoch key)`` only (see
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,9 +14,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from training.errors import DataError
+from training.fileio import derive_seed
 
 
 class TensorLoader:
@@ -98,18 +100,52 @@ class DataBundle:
         """One batch ``[(inputs, targets)]`` of ``per_class`` unaugmented training samples per class,
         drawn with ``generator`` (the data SNIP and GraSP score on)."""
         split = self.train_eval
-        labels = split[1] if isinstance(split, tuple) else torch.as_tensor(_labels_of(split))
+        labels = self._labels(split)
         idx = class_balanced_indices(labels, per_class, generator)
         if isinstance(split, tuple):
             return [(split[0][idx], split[1][idx])]
         items = [split[int(i)] for i in idx]
         return [(torch.stack([torch.as_tensor(x) for x, _ in items]), torch.tensor([int(y) for _, y in items]))]
 
+    def train_subset(self, n: int) -> DataBundle:
+        """A copy whose training split (augmented and not) is a class-balanced subset of ``n`` samples.
+
+        The subset is drawn with a fixed seed that depends only on ``n``, so every run seed (and every
+        arm of an experiment) trains on the same samples; ``n`` must be a multiple of the class count
+        and at most the size of the smallest class times the class count.
+        """
+        labels = self._labels(self.train_eval)
+        classes = self.num_classes
+        if n < classes or n % classes:
+            raise DataError(
+                f"train_samples must be a positive multiple of the {classes} classes, got {n}", param="train_samples"
+            )
+        per_class = n // classes
+        smallest = int(torch.bincount(labels, minlength=classes).min())
+        if per_class > smallest:
+            raise DataError(
+                f"train_samples {n} needs {per_class} samples per class; the smallest class has {smallest}",
+                param="train_samples",
+            )
+        gen = torch.Generator().manual_seed(derive_seed(0, "train-subset", n))
+        idx = class_balanced_indices(labels, per_class, gen).sort().values
+        train = _take(self.train, idx)
+        train_eval = train if self.train_eval is self.train else _take(self.train_eval, idx)
+        return dataclasses.replace(self, train=train, train_eval=train_eval)
+
+    @staticmethod
+    def _labels(split: Any) -> torch.Tensor:
+        return split[1] if isinstance(split, tuple) else torch.as_tensor(labels_of(split))
+
     def eval_loader(self, split: str, batch_size: int, pin: bool = False) -> Any:
         """Unshuffled, unaugmented batches of ``split`` (``train`` or ``test``)."""
         if split not in ("train", "test"):
             raise DataError(f"unknown split {split!r}; choose from: train, test")
         return self._loader(self.train_eval if split == "train" else self.test, batch_size, False, 0, pin)
+
+
+def _take(split: Any, idx: torch.Tensor) -> Any:
+    return (split[0][idx], split[1][idx]) if isinstance(split, tuple) else Subset(split, idx.tolist())
 
 
 def class_balanced_indices(labels: torch.Tensor, per_class: int, generator: torch.Generator) -> torch.Tensor:
@@ -122,7 +158,11 @@ def _split_size(split: Any) -> int:
     return len(split[1]) if isinstance(split, tuple) else len(split)
 
 
-def _labels_of(dataset: Any) -> Any:
+def labels_of(dataset: Any) -> Any:
+    """The labels of a torch ``Dataset``: its ``labels`` or ``targets`` attribute (a ``Subset``'s are
+    looked up through its indices), else read sample by sample."""
+    if isinstance(dataset, Subset):
+        return np.asarray(labels_of(dataset.dataset))[np.asarray(dataset.indices)]
     for attr in ("labels", "targets"):
         if hasattr(dataset, attr):
             return getattr(dataset, attr)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from training.config import DataConfig
 from training.data.bundle import DataBundle, _split_size
+from training.data.fashion_mnist import load_fashion_mnist
 from training.data.images import load_cifar, load_imagenet
 from training.data.mnist1d import load_mnist1d
 from training.data.synthetic import load_synthetic
@@ -13,6 +14,7 @@ from training.errors import DataError
 
 DATASETS: dict[str, Callable[[DataConfig], DataBundle]] = {
     "mnist1d": load_mnist1d,
+    "fashion-mnist": load_fashion_mnist,
     "cifar10": load_cifar,
     "cifar100": load_cifar,
     "imagenet": load_imagenet,
@@ -25,6 +27,8 @@ def load_data(cfg: DataConfig) -> DataBundle:
     if cfg.name not in DATASETS:
         raise DataError(f"unknown dataset {cfg.name!r}; choose from: {', '.join(sorted(DATASETS))}")
     bundle = DATASETS[cfg.name](cfg)
+    if cfg.train_samples is not None:
+        bundle = bundle.train_subset(cfg.train_samples)
     for split in ("train", "test"):
         if _split_size(getattr(bundle, split)) == 0:
             raise DataError(f"dataset {cfg.name} has an empty {split} split")
