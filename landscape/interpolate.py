@@ -36,7 +36,7 @@ from training.checkpoint import Checkpoint, as_checkpoint, check_compatible
 from training.errors import UserError
 from training.evaluate import evaluate, resolve_device
 
-BN_MODES = ("recalibrate", "none", "auto")
+BN_MODES = ("recalibrate", "none")
 
 
 def _endpoint_mean(alpha: np.ndarray, values: np.ndarray) -> float:
@@ -108,8 +108,8 @@ def interpolate(
     ``data`` is an iterable of ``(inputs, targets)`` batches (a DataLoader or a list), or a mapping
     ``{split name: iterable}``; a bare iterable is labelled split ``"data"``. ``bn_data`` (for
     recalibration) defaults to ``data``, or to its ``"train"`` split (else its first split) when
-    ``data`` is a mapping. ``bn`` is ``"recalibrate"`` (a no-op for models without BatchNorm),
-    ``"none"``, or ``"auto"`` (the same as ``"recalibrate"``).
+    ``data`` is a mapping. ``bn`` is ``"recalibrate"`` (a no-op for models without BatchNorm) or
+    ``"none"``.
 
     Returns a Dataset with ``loss(split, alpha)`` (mean cross-entropy, nats), ``error(split, alpha)``
     (1 − accuracy), ``loss_barrier(split)``, ``error_barrier(split)`` and provenance attrs.
@@ -117,7 +117,7 @@ def interpolate(
     if points < 2:
         raise UserError(f"--points must be at least 2 (both endpoints), got {points}")
     if bn not in BN_MODES:
-        raise UserError(f"unknown BN mode {bn!r}; choose from: {', '.join(BN_MODES)}")
+        raise UserError(f"unknown BN mode {bn!r}; choose from: {', '.join(BN_MODES)}", param="bn")
     if barrier_kind not in BARRIERS:
         raise UserError(f"unknown barrier definition {barrier_kind!r}; choose from: {', '.join(BARRIERS)}")
     a, b = as_checkpoint(ckpt_a), as_checkpoint(ckpt_b)

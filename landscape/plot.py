@@ -6,10 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: figures are written to files
-import matplotlib.pyplot as plt
+import matplotlib.pyplot as plt  # no backend is forced: Jupyter keeps inline figures, headless runs get Agg
 import numpy as np
 import seaborn as sns
 import xarray as xr

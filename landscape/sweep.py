@@ -89,7 +89,7 @@ def expand(base: TrainConfig, grid: Mapping[str, list], source: str = "sweep") -
     for values in itertools.product(*(grid[k] for k in keys)):
         try:
             cfg = validate(replace_dotted(base, dict(zip(keys, values, strict=True))))
-        except (ConfigError, KeyError) as exc:
+        except ConfigError as exc:
             where = ", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
             raise ConfigError(f"{source}: grid point {where}: {exc}") from exc
         if cfg.run_name not in seen:
@@ -128,7 +128,11 @@ class TrainJob:
 
 
 class AnalyzeJob:
-    """A picklable ``landscape analyze`` job writing the merged Dataset to ``out_file``."""
+    """A picklable ``landscape analyze`` job writing the merged Dataset to ``out_file``.
+
+    ``run_dirs`` are all the sweep's run folders; the job analyses those complete *when it runs*, so
+    a job queued behind the training jobs (a Slurm dependency) covers the runs they finish.
+    """
 
     def __init__(self, run_dirs: list[str], options: dict[str, Any], out_file: str):
         self.run_dirs, self.options, self.out_file = run_dirs, options, out_file
@@ -137,10 +141,13 @@ class AnalyzeJob:
         from landscape.analysis import analyze
         from landscape.results import save_dataset
 
+        done = [d for d in self.run_dirs if (read_json(Path(d) / "manifest.json") or {}).get("status") == "complete"]
+        if not done:
+            raise UserError(f"no complete run to analyse among the sweep's {len(self.run_dirs)} run folders")
         opts = dict(self.options)
         if "splits" in opts:
             opts["splits"] = tuple(opts["splits"])
-        save_dataset(analyze(self.run_dirs, **opts), self.out_file)
+        save_dataset(analyze(done, **opts), self.out_file)
         return self.out_file
 
     def checkpoint(self) -> Any:
@@ -184,7 +191,8 @@ class SweepReport:
     before: dict[str, str]
     submitted: list[str]
     finished: dict[str, str] = field(default_factory=dict)
-    analysis: Path | None = None
+    analysis: Path | None = None  # the analysis file written (when the analysis ran to completion here)
+    analysis_job: str | None = None  # the queued Slurm analysis job, with ``--no-wait``
 
 
 def submit(
@@ -197,7 +205,9 @@ def submit(
 ) -> SweepReport:
     """Submit the runs that are not complete (diverged runs are not retried); optionally analyse all
     complete runs afterwards. With ``wait`` (always for the local executor) the jobs' outcomes are
-    collected; a failed job is reported, not raised."""
+    collected; a failed job is reported, not raised. On Slurm without ``wait``, the analysis job is
+    queued with a dependency on the training jobs (it starts once they have all ended) and analyses
+    the runs complete by then; :attr:`SweepReport.analysis_job` is its job id."""
     if max_parallel < 1:
         raise UserError("--max-parallel must be at least 1")
     out = sweep.out
@@ -210,9 +220,11 @@ def submit(
     ex = make_executor(executor, folder, sweep.executor, max_parallel)
     jobs = [TrainJob(to_yaml(cfg), str(out)) for cfg in todo]
     names = [cfg.run_name for cfg in todo]
+    submitted: list[Any] = []
     if executor == "slurm":
-        with ex.batch():  # one Slurm array; each element keeps its requeue (checkpoint) hook
-            submitted = [ex.submit(job) for job in jobs]
+        if jobs:
+            with ex.batch():  # one Slurm array; each element keeps its requeue (checkpoint) hook
+                submitted = [ex.submit(job) for job in jobs]
         if wait:
             for name, job in zip(names, submitted, strict=True):
                 report.finished[name] = _outcome(job)
@@ -222,16 +234,29 @@ def submit(
             for name, job in zip(names[start : start + max_parallel], chunk, strict=True):
                 report.finished[name] = _outcome(job)
     if analyze:
-        done = [str(out / cfg.run_name) for cfg in sweep.configs if run_status(cfg, out) == "complete"]
-        if done:
+        run_dirs = [str(out / cfg.run_name) for cfg in sweep.configs]
+        pending = executor == "slurm" and not wait and bool(submitted)
+        if pending or any(run_status(cfg, out) == "complete" for cfg in sweep.configs):
             target = out / "sweep-analysis.nc"
-            job = ex.submit(AnalyzeJob(done, sweep.analyze, str(target)))
-            if wait or executor == "local":
+            if pending:
+                # Not waiting: the analysis job must wait for the training array. ``afterany`` rather than
+                # ``afterok``: a diverged run fails its job, and the analysis still covers the others.
+                ex.update_parameters(slurm_dependency=slurm_dependency(submitted))
+            job = ex.submit(AnalyzeJob(run_dirs, sweep.analyze, str(target)))
+            if pending:
+                report.analysis_job = str(job.job_id)
+            else:
                 outcome = _outcome(job)
                 if outcome != "complete":
                     raise UserError(f"analysis job failed: {outcome}")
                 report.analysis = target
     return report
+
+
+def slurm_dependency(jobs: list[Any]) -> str:
+    """``afterany:<id>[:<id>...]``: start after every job of ``jobs`` has ended (array ids ``A_i`` -> ``A``)."""
+    ids = dict.fromkeys(str(job.job_id).split("_")[0] for job in jobs)
+    return "afterany:" + ":".join(ids)
 
 
 def _outcome(job: Any) -> str:

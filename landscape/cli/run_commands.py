@@ -104,7 +104,12 @@ def sweep(
     executor: str = typer.Option("local", help="local (this machine) or slurm."),
     max_parallel: int = typer.Option(1, help="Jobs running at once."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would run and what is done; submit nothing."),
-    analyze: bool = typer.Option(False, "--analyze", help="Afterwards, analyse every complete run in one job."),
+    analyze: bool = typer.Option(
+        False,
+        "--analyze",
+        help="Afterwards, analyse every complete run in one job (Slurm with --no-wait: a job queued to start "
+        "when the training jobs have ended).",
+    ),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Slurm: wait for the jobs and report them."),
     out: Path = typer.Option(None, help="Parent folder of the runs (overrides the file's out)."),
 ) -> None:
@@ -126,6 +131,9 @@ def sweep(
     )
     if report.analysis is not None:
         print(f"wrote {report.analysis}")
+    if report.analysis_job is not None:
+        target = report.out / "sweep-analysis.nc"
+        print(f"analysis job {report.analysis_job} queued to run after the training jobs; it writes {target}")
     failed = [n for n, o in report.finished.items() if o.startswith("failed")]
     if failed:
         raise UserError(f"{len(failed)} run(s) failed, e.g. {failed[0]}: {report.finished[failed[0]]}")

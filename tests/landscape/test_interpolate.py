@@ -162,5 +162,6 @@ def test_mismatched_checkpoints_are_refused(tmp_path, tiny_run, data):
 def test_bad_arguments(tiny_run, data):
     with pytest.raises(UserError, match="--points must be at least 2"):
         landscape.interpolate(tiny_run.checkpoint(1), tiny_run.checkpoint(2), data, points=1)
-    with pytest.raises(UserError, match="unknown BN mode"):
-        landscape.interpolate(tiny_run.checkpoint(1), tiny_run.checkpoint(2), data, bn="sometimes")
+    for bn in ("sometimes", "auto"):  # "auto" was a synonym of "recalibrate" and is gone
+        with pytest.raises(UserError, match=f"unknown BN mode '{bn}'; choose from: recalibrate, none"):
+            landscape.interpolate(tiny_run.checkpoint(1), tiny_run.checkpoint(2), data, bn=bn)

@@ -19,6 +19,18 @@ from landscape.plot import (
 matplotlib.use("Agg")
 
 
+def test_importing_the_plots_keeps_the_users_backend():
+    """Jupyter's inline backend (here: svg, chosen by MPLBACKEND) must survive ``import landscape.plot``."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import landscape.plot, matplotlib; print(matplotlib.get_backend())"
+    env = {**os.environ, "MPLBACKEND": "svg"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "svg"
+
+
 def fake_analysis():
     runs = [f"r{i}" for i in range(4)]
     ds = xr.Dataset(

@@ -1,6 +1,7 @@
 """Sweeps through submitit's local executor: a real grid, resubmission, a killed job, analysis."""
 
 import json
+import os
 import signal
 import time
 
@@ -93,3 +94,57 @@ def test_killed_job_is_finished_on_resubmission(tmp_path):
     ref = train(spec.configs[0], tmp_path / "ref", quiet=True)
     a, b = read_checkpoint(ref.checkpoint())["model"], read_checkpoint(run / "cycle_1.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+FAKE_SBATCH = """#!/bin/sh
+# Records the script it was given and answers as sbatch does; job ids count up from 4242.
+n=$(ls "{record}" | wc -l)
+cp "$1" "{record}/$n.sh"
+echo "Submitted batch job $((4242 + n))"
+"""
+
+
+def _fake_slurm(tmp_path, monkeypatch):
+    """``srun`` and ``sbatch`` stand-ins on PATH: submitit's real Slurm executor writes its sbatch scripts,
+    which the fake records instead of queueing."""
+    bin_dir, record = tmp_path / "bin", tmp_path / "sbatch-scripts"
+    bin_dir.mkdir()
+    record.mkdir()
+    (bin_dir / "sbatch").write_text(FAKE_SBATCH.format(record=record))
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return record
+
+
+def test_slurm_no_wait_analysis_waits_for_the_array_and_covers_every_run(tmp_path, monkeypatch):
+    import pickle
+
+    record = _fake_slurm(tmp_path, monkeypatch)
+    spec = load_sweep(write(tmp_path))
+    report = submit(spec, executor="slurm", max_parallel=3, analyze=True, wait=False)
+    scripts = [(record / f"{i}.sh").read_text() for i in range(len(list(record.iterdir())))]
+    assert len(scripts) == 2  # the training array, then the analysis
+    assert "#SBATCH --array=0-7%3" in scripts[0] and "--dependency" not in scripts[0]
+    assert "#SBATCH --dependency=afterany:4242" in scripts[1] and "--array" not in scripts[1]
+    assert report.analysis_job == "4243" and report.analysis is None
+    # The analysis job is given every run of the sweep, not only those complete at submission (none here).
+    with open(spec.out / ".submitit" / "4243_submitted.pkl", "rb") as fh:
+        job = pickle.load(fh).function
+    assert sorted(job.run_dirs) == sorted(str(spec.out / cfg.run_name) for cfg in spec.configs)
+
+
+def test_analyze_job_analyses_only_the_runs_complete_when_it_runs(tmp_path, tiny_run):
+    from landscape.sweep import AnalyzeJob
+    from training.errors import UserError
+
+    missing = tmp_path / "not-started"
+    with pytest.raises(UserError, match="no complete run to analyse among the sweep's 1 run folders"):
+        AnalyzeJob([str(missing)], {}, str(tmp_path / "a.nc"))()
+    options = {"points": 3, "lmc": "init", "cache": False}  # no cache files in the shared run
+    out = AnalyzeJob([str(missing), str(tiny_run.run_dir)], options, str(tmp_path / "a.nc"))()
+    import xarray as xr
+
+    ds = xr.load_dataset(out)
+    assert ds.sizes["run"] == 1 and ds["status"].values.tolist() == ["complete"]

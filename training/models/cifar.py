@@ -8,6 +8,7 @@ import torch
 import torchvision
 from torch import nn
 
+from training.errors import ConfigError
 from training.models.init import kaiming_init
 
 
@@ -85,7 +86,7 @@ def resnet18(num_classes: int = 10, input_shape: Sequence[int] = (3, 32, 32), wi
     Kaiming normal (fan_out).
     """
     if width != 64:
-        raise TypeError("resnet18 supports only width=64")
+        raise ConfigError(f"model 'resnet18' supports only width 64 (torchvision's), got {width}", param="model.width")
     model = torchvision.models.resnet18(weights=None, num_classes=num_classes)
     model.conv1 = nn.Conv2d(int(input_shape[0]), 64, 3, 1, 1, bias=False)
     nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")

@@ -7,11 +7,15 @@ from collections.abc import Sequence
 import torchvision
 from torch import nn
 
+from training.errors import ConfigError
+
 
 def resnet50(num_classes: int = 1000, input_shape: Sequence[int] = (3, 224, 224), width: int = 64) -> nn.Module:
     """torchvision's ResNet-50, randomly initialised (no download). ``downsample`` convs are the 1x1
     shortcuts. Init: torchvision's, i.e. Kaiming normal (fan_out, ReLU) for convs, BN 1/0, default
     uniform for ``fc``."""
-    if width != 64 or int(input_shape[0]) != 3:
-        raise TypeError("resnet50 supports only width=64 and 3 input channels")
+    if width != 64:
+        raise ConfigError(f"model 'resnet50' supports only width 64 (torchvision's), got {width}", param="model.width")
+    if int(input_shape[0]) != 3:
+        raise ConfigError(f"model 'resnet50' needs 3 input channels, got {int(input_shape[0])}")
     return torchvision.models.resnet50(weights=None, num_classes=num_classes)
