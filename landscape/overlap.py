@@ -1,4 +1,5 @@
-"""Sign flips and mask overlap between two checkpoints (methods.md §4.3-4.4).
+"""Sign flips and mask overlap between two checkpoints (as in Gadhikar & Burkholz 2024, "Masks, Signs, and
+Learning Rate Rewinding").
 
 For each masked layer l, with A, B the two masks and U = A ∧ B (kept in both):
 
@@ -6,10 +7,10 @@ For each masked layer l, with A, B the two masks and U = A ∧ B (kept in both):
 * ``iou`` = |A ∧ B| / |A ∨ B|; ``hamming`` = |A ⊕ B| / N_l; ``retention`` = |A ∧ B| / |A|;
 * ``keep_ratio_a`` / ``keep_ratio_b`` = |A| / N_l, |B| / N_l.
 
-The ``*_total`` variables pool all layers (counts summed before dividing). Unlike GB's
-``sign_similarity.py``, which subtracts the first mask's zero count and is only right when both masks
-are equal, flips are counted on U only, so pairs with different masks (consecutive LRR levels) are
-correct. A weight counts by its sign bit (``torch.signbit``): a kept weight that is exactly zero
+The ``*_total`` variables pool all layers (counts summed before dividing). Unlike ``sign_similarity.py``
+in their ``imp-lrr-lts`` code, which subtracts the first mask's zero count and is only right when both
+masks are equal, flips are counted on U only, so pairs with different masks (consecutive LRR levels)
+are correct. A weight counts by its sign bit (``torch.signbit``): a kept weight that is exactly zero
 counts as positive.
 """
 

@@ -1,4 +1,4 @@
-"""Helpers the tests share: a valid checkpoint meta and a tiny, fast training config."""
+"""Helpers the tests share: a valid checkpoint meta, a tiny, fast training config and an interrupted run."""
 
 from __future__ import annotations
 
@@ -37,3 +37,33 @@ def tiny_config(**changes) -> TrainConfig:
         device="cpu",
     )
     return dataclasses.replace(cfg, **changes)
+
+
+class Interrupt(Exception):
+    """A simulated crash."""
+
+
+def interrupted_run(cfg: TrainConfig, out, stop_after: int, monkeypatch, resume_file: str = "resume.pt"):
+    """Train ``cfg`` under ``out`` until ``stop_after`` epochs have been saved, 'crash', check that
+    ``resume_file`` (relative to the run folder) was left behind, then run again to completion."""
+    import pytest
+
+    from training.run import train
+    from training.trainer import Trainer
+
+    original = Trainer._end_of_epoch
+    count = {"n": 0}
+
+    def hooked(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        count["n"] += 1
+        if count["n"] == stop_after:
+            raise Interrupt
+        return result
+
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "_end_of_epoch", hooked)
+        with pytest.raises(Interrupt):
+            train(cfg, out, quiet=True)
+    assert (out / cfg.run_name / resume_file).exists()
+    return train(cfg, out, quiet=True)

@@ -1,4 +1,5 @@
-"""Recipes: the papers' experiments as chains of training stages (methods.md §2).
+"""Recipes: the experiments of the cyclic sparse training paper (arXiv 2406.02773) and of Su et al. 2020
+(sanity checks and random tickets) as chains of training stages.
 
 Every recipe writes its run folder ``<out>/<name>-<hash>/`` with ``config.yaml`` and a
 ``manifest.json`` listing every checkpoint with its level, cycle, epoch and sparsity.
@@ -239,7 +240,8 @@ def _source(path: str | None, tr: Trainer, what: str) -> dict[str, Any]:
 
 
 def recipe_coupling(tr: Trainer, cfg: TrainConfig) -> list[StageResult]:
-    """Mask–init coupling ablations (methods.md §2.11) on the mask of ``recipe.mask_from``."""
+    """Mask–init coupling ablations (arXiv 2406.02773 §5; the warmup-signs arm as Gadhikar & Burkholz's
+    ``imp-lrr-lts``) on the mask of ``recipe.mask_from``."""
     r = cfg.recipe
 
     def start() -> StageStart:

@@ -12,7 +12,7 @@ returned is the learning rate used *for* that step. ``peak`` is the configured `
   optimiser (momentum reset) at every cycle start and never prunes between cycles. With
   ``skip_warmup`` the cycles after the first start at the peak (no warmup).
 * ``step``: ``peak * gamma ** (number of milestones m with step >= round(m * total))``; milestones
-  are fractions of the cycle (OL's 80/120 of 160 epochs is ``(0.5, 0.75)``).
+  are fractions of the cycle (open_lth's 80/120 of 160 epochs is ``(0.5, 0.75)``).
 
 "One-cycle for the same budget" as a cyclic run of C cycles of E epochs is one cycle of C·E epochs.
 """

@@ -46,7 +46,7 @@ def test_totals_pool_counts_and_identical_states_have_no_flips(tiny_run):
 
 
 def test_sign_flips_with_different_masks_counts_only_the_common_support(tmp_path):
-    # GB's formula subtracts the zeros of the first mask and is wrong here; ours is not.
+    # imp-lrr-lts's sign_similarity.py subtracts the zeros of the first mask and is wrong here; ours is not.
     w = torch.tensor([1.0, 2.0, 3.0, 4.0])
     a = {"model": {"w": w}, "mask": {"w": torch.tensor([True, True, False, False])}}
     b = {"model": {"w": -w}, "mask": {"w": torch.tensor([False, True, True, False])}}

@@ -35,7 +35,7 @@ def states_equal(a, b, keys=None):
 
 def test_level_densities():
     assert level_densities(0.9, 0.2, None) == pytest.approx([1.0] + [0.8**k for k in range(1, 11)] + [0.1])
-    assert len(level_densities(0.9, 0.2, None)) == 12  # 11 levels to 90%, as methods.md says
+    assert len(level_densities(0.9, 0.2, None)) == 12  # 11 levels of 20% to 90% (0.8^11 = 0.086), plus dense level 0
     assert len(level_densities(0.95, 0.2, None)) - 1 == 14 and len(level_densities(0.98, 0.2, None)) - 1 == 18
     assert level_densities(0.5, 0.5, None) == [1.0, 0.5]
     assert level_densities(0.9, 0.0, 3) == [1.0, 1.0, 1.0, 1.0]
@@ -244,11 +244,11 @@ def test_mask_ops_in_recipes(tmp_path, op):
 
 
 def test_resume_inside_a_later_level_is_bitwise_identical(tmp_path, monkeypatch):
-    from tests.training.test_trainer import _interrupted_run
+    from tests.helpers import interrupted_run
 
     cfg = cfg_for("lrr", **{"mask.sparsity": 0.5, "recipe.prune_fraction": 0.5})
     whole = train(cfg, tmp_path / "whole", quiet=True)
-    resumed = _interrupted_run(cfg, tmp_path / "cut", 3, monkeypatch, resume_file="level_1/resume.pt")
+    resumed = interrupted_run(cfg, tmp_path / "cut", 3, monkeypatch, resume_file="level_1/resume.pt")
     for level in (0, 1):
         assert states_equal(
             read_checkpoint(whole.checkpoint(level=level))["model"],
@@ -312,7 +312,7 @@ RECIPE_SETTINGS = {
 def test_every_recipe_runs_on_every_model(tmp_path, model, data, width):
     for label, dotted in RECIPE_SETTINGS.items():
         if model == "mlp" and label in ("pai-smart-ratio", "hybrid"):
-            continue  # smart ratios need conv layers (SC's rule); tested to raise below
+            continue  # smart ratios need conv layers (Su et al.'s rule); tested to raise below
         base = tiny_config(
             data=data,
             model=ModelConfig(name=model, width=width),

@@ -6,7 +6,7 @@ import pytest
 import torch
 import xarray as xr
 
-from tests.helpers import tiny_config
+from tests.helpers import interrupted_run, tiny_config
 from training.checkpoint import read_checkpoint
 from training.config import OptimConfig, from_yaml_text
 from training.errors import DivergedError
@@ -50,34 +50,10 @@ def test_rerun_of_complete_config_does_nothing(tiny_run):
     xr.testing.assert_identical(again.metrics, tiny_run.metrics)
 
 
-class _Interrupt(Exception):
-    pass
-
-
-def _interrupted_run(cfg, out, stop_after, monkeypatch, resume_file="resume.pt"):
-    """Run until ``stop_after`` epochs have been saved, then 'crash'; then run again to completion."""
-    original = Trainer._end_of_epoch
-    count = {"n": 0}
-
-    def hooked(self, *args, **kwargs):
-        result = original(self, *args, **kwargs)
-        count["n"] += 1
-        if count["n"] == stop_after:
-            raise _Interrupt
-        return result
-
-    with monkeypatch.context() as m:
-        m.setattr(Trainer, "_end_of_epoch", hooked)
-        with pytest.raises(_Interrupt):
-            train(cfg, out, quiet=True)
-    assert (out / cfg.run_name / resume_file).exists()
-    return train(cfg, out, quiet=True)
-
-
 @pytest.mark.parametrize("stop_after", [1, 2, 3])  # mid-cycle, at a cycle boundary, in the last cycle
 def test_resume_is_bitwise_identical(tmp_path, tiny_run, monkeypatch, stop_after):
     cfg = tiny_run.config
-    resumed = _interrupted_run(cfg, tmp_path, stop_after, monkeypatch)
+    resumed = interrupted_run(cfg, tmp_path, stop_after, monkeypatch)
     assert not resumed.skipped
     for name in ("init.pt", "cycle_1.pt", "cycle_2.pt"):
         a = read_checkpoint(tiny_run.run_dir / name)

@@ -154,7 +154,8 @@ def class_balanced_indices(labels: torch.Tensor, per_class: int, generator: torc
     return torch.cat([order[labels[order] == c][:per_class] for c in torch.unique(labels).tolist()])
 
 
-def _split_size(split: Any) -> int:
+def split_size(split: Any) -> int:
+    """The number of samples of a split: a ``(inputs, targets)`` tensor pair or a torch ``Dataset``."""
     return len(split[1]) if isinstance(split, tuple) else len(split)
 
 

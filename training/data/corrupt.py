@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from training.data.bundle import DataBundle, _split_size
+from training.data.bundle import DataBundle, split_size
 from training.errors import DataError
 
 # ------------------------------------------------------------------------------------------ corruptions
@@ -40,7 +40,7 @@ def _random_labels(n: int, num_classes: int, seed: int) -> torch.Tensor:
 
 
 def _corrupt_split(split: Any, kind: str, num_classes: int, seed: int) -> Any:
-    n = _split_size(split)
+    n = split_size(split)
     if isinstance(split, tuple):
         x, y = split
         if kind == "half-data":
@@ -60,7 +60,7 @@ def _corrupt_split(split: Any, kind: str, num_classes: int, seed: int) -> Any:
 
 CORRUPTIONS = {
     "none": "the true training data",
-    "random-labels": "every training label drawn uniformly at random (seed 12345, as SC)",
+    "random-labels": "every training label drawn uniformly at random (seed 12345, as Su et al. 2020's code)",
     "random-pixels": "random labels plus a fresh permutation of all input values of each sample",
     "half-data": "the first half of the training samples, in dataset order",
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from training.config import DataConfig
-from training.data.bundle import DataBundle, _split_size
+from training.data.bundle import DataBundle, split_size
 from training.data.fashion_mnist import load_fashion_mnist
 from training.data.images import load_cifar, load_imagenet
 from training.data.mnist1d import load_mnist1d
@@ -30,6 +30,6 @@ def load_data(cfg: DataConfig) -> DataBundle:
     if cfg.train_samples is not None:
         bundle = bundle.train_subset(cfg.train_samples)
     for split in ("train", "test"):
-        if _split_size(getattr(bundle, split)) == 0:
+        if split_size(getattr(bundle, split)) == 0:
             raise DataError(f"dataset {cfg.name} has an empty {split} split")
     return bundle

@@ -69,7 +69,8 @@ def resnet20(num_classes: int = 10, input_shape: Sequence[int] = (3, 32, 32), wi
 
 
 def resnet32(num_classes: int = 10, input_shape: Sequence[int] = (3, 32, 32), width: int = 16) -> nn.Module:
-    """ResNet-32 (5 blocks per stage); SC's double-width variant is ``width=32``. Init as :func:`resnet20`."""
+    """ResNet-32 (5 blocks per stage); the double-width variant of GraSP and Su et al. 2020 is ``width=32``.
+    Init as :func:`resnet20`."""
     return _cifar_resnet(32, num_classes, input_shape, width)
 
 
@@ -123,7 +124,7 @@ _VGG_PLANS = {
 
 
 class CifarVGG(nn.Module):
-    """VGG with BatchNorm for 32x32 inputs and a single linear ``fc`` classifier (as OL and SC)."""
+    """VGG with BatchNorm for 32x32 inputs and a single linear ``fc`` classifier (as open_lth and Su et al.'s code)."""
 
     def __init__(self, depth: int, num_classes: int, in_channels: int = 3, width: int = 64):
         super().__init__()

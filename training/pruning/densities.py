@@ -13,7 +13,8 @@ from training.errors import ConfigError
 from training.masks import Mask
 
 
-def _shapes(model: nn.Module, names: Sequence[str]) -> dict[str, torch.Size]:
+def layer_shapes(model: nn.Module, names: Sequence[str]) -> dict[str, torch.Size]:
+    """The shape of each named parameter of ``model``."""
     params = dict(model.named_parameters())
     return {n: params[n].shape for n in names}
 
@@ -24,7 +25,7 @@ def uniform_densities(shapes: Mapping[str, torch.Size], density: float, **_: Any
 
 
 def erk_densities(shapes: Mapping[str, torch.Size], density: float, erk: str = "rigl", **_: Any) -> dict[str, float]:
-    """Erdős–Rényi-kernel densities d_l = ε · Σdims_l / Πdims_l with Σ d_l N_l = d N (methods.md §2.1).
+    """Erdős–Rényi-kernel densities d_l = ε · Σdims_l / Πdims_l with Σ d_l N_l = d N (Evci et al. 2020, RigL).
 
     ``erk="rigl"`` (default, RigL's ``get_sparsities_erdos_renyi``): a layer whose density would
     exceed 1 is made dense and ε is re-solved for the rest, until no layer exceeds 1.
@@ -57,8 +58,8 @@ def erk_densities(shapes: Mapping[str, torch.Size], density: float, erk: str = "
 
 def er_balanced_densities(shapes: Mapping[str, torch.Size], density: float, **_: Any) -> dict[str, float]:
     """ER-balanced (Gadhikar et al. 2023): each layer keeps dN/L weights, capped at N_l; what a capped
-    layer cannot take is shared among the layers not yet visited (TP ``prune_er_balanced``). As in
-    TP, what the *last* layers cannot take is lost, so the total can land under the target."""
+    layer cannot take is shared among the layers not yet visited (TurboPrune's ``prune_er_balanced``). As in
+    TurboPrune, what the *last* layers cannot take is lost, so the total can land under the target."""
     numel = {n: math.prod(s) for n, s in shapes.items()}
     budget = density * sum(numel.values())
     out = {}
@@ -92,11 +93,11 @@ def smart_ratio_densities(
     l2_scaling: bool = False,
     **_: Any,
 ) -> dict[str, float]:
-    """Su et al.'s smart ratios, exactly as SC ``pruner/SmartRatio.py`` (methods.md §2.6).
+    """Su et al. 2020's smart ratios, exactly as ``pruner/SmartRatio.py`` of their ``sanity-checking-pruning`` code.
 
     Layers l = 1..L in module order (L counts the linear layers too). Conv layers get the raw ratio
     r_l = (L−l+1)² + (L−l+1) (``variant`` ablations: linear, cubic, ascend = l² + l, uniform), divided
-    by l² when ``l2_scaling`` (SC's non-ResNet rule, used for VGG). Linear layers keep
+    by l² when ``l2_scaling`` (that code's non-ResNet rule, used for VGG). Linear layers keep
     ``linear_keep_ratio``. With goal = ⌊N(1−s)⌋ − ⌊0.3 N_lin⌋ and TEST = Σ_conv ⌊N_l r_l⌋,
     p_l = (goal / TEST) r_l. Walking the conv layers in order, p_l > 1 is clipped to 1 and the excess
     (in weights) is carried to the following layers up to their free capacity; the walk stops at the
@@ -167,10 +168,10 @@ def random_mask(
 ) -> Mask:
     """Random mask with exact per-layer counts; densities from ``distribution``. Within each layer the
     kept weights are drawn uniformly among those ``mask`` keeps. ``l2_scaling=None`` enables the
-    smart-ratio /l² rule for VGG models (SC applies it to every non-ResNet; pass True for that)."""
+    smart-ratio /l² rule for VGG models (Su et al.'s code applies it to every non-ResNet; pass True for that)."""
     if distribution not in DISTRIBUTIONS:
         raise ConfigError(f"unknown layer distribution {distribution!r}; choose from: {', '.join(DISTRIBUTIONS)}")
-    shapes = _shapes(model, names)
+    shapes = layer_shapes(model, names)
     if l2_scaling is None:
         l2_scaling = "vgg" in type(model).__name__.lower()
     densities = DISTRIBUTIONS[distribution](

@@ -36,7 +36,7 @@ def _device(model: nn.Module) -> torch.device:
 
 
 def magnitude_scores(model: nn.Module, names: Sequence[str], mask: Mask, data: Any = None, **_: Any) -> dict:
-    """|w| (methods.md §2.5)."""
+    """|w|, the magnitude score (as TurboPrune's and ``imp-lrr-lts``'s ``prune_mag``)."""
     return {n: p.detach().abs() for n, p in zip(names, _params(model, names), strict=True)}
 
 
@@ -44,7 +44,7 @@ def snip_scores(
     model: nn.Module, names: Sequence[str], mask: Mask, data: Iterable | None = None, bn_mode: str = "train", **_: Any
 ) -> dict:
     """|w ⊙ ∂L/∂w| with L the mean cross-entropy, gradients summed over the batches of ``data``
-    (methods.md §2.2), on a masked copy of ``model`` in train (default) or eval mode."""
+    (SNIP, Lee et al. 2019), on a masked copy of ``model`` in train (default) or eval mode."""
     if data is None:
         raise ConfigError("snip needs labelled data")
     net = copy.deepcopy(model)
@@ -71,7 +71,8 @@ def grasp_raw_scores(
     seed: int = 0,
     **_: Any,
 ) -> dict:
-    """GraSP's raw score S = −θ ⊙ Hg, normalised by |ΣS| (methods.md §2.4, SC/GR ``GraSP.py``).
+    """GraSP's raw score S = −θ ⊙ Hg, normalised by |ΣS| (Wang et al. 2020; ``pruner/GraSP.py`` of the GraSP
+    code and of Su et al.'s ``sanity-checking-pruning``, which adopted it).
 
     On a deep copy whose last Linear layer is re-initialised Xavier-normal (``reinit_last``, drawn
     from a generator seeded with ``seed``, so the scores are reproducible), the
@@ -150,7 +151,7 @@ def synflow_prune(
     input_shape: Sequence[int] | None = None,
     data: Iterable | None = None,
 ) -> Mask:
-    """Iterative SynFlow (methods.md §2.3): ``rounds`` rounds on the exponential schedule
+    """Iterative SynFlow (Tanaka et al. 2020, Synaptic-Flow): ``rounds`` rounds on the exponential schedule
     d_k = d_0 (d / d_0)^{k/n}, re-masking after each round (d_0 is the density of ``mask``)."""
     if input_shape is None:
         if data is None:
