@@ -8,15 +8,13 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.nn import functional as F
 
-from training.masks import (
-    MaskedParameters,
-    apply_mask,
-    density,
-    prunable_names,
-    weight_density,
-)
+from tests.helpers import tiny_config
+from training.checkpoint import read_checkpoint
+from training.config import replace_dotted
+from training.masks import MaskedParameters, apply_mask, density, prunable_names
 from training.models import build
 from training.pruning import prune
+from training.run import train
 
 
 def test_prunable_names_options():
@@ -80,53 +78,76 @@ def test_prune_property_counts_dtypes_and_idempotence(width, sparsity, seed, met
     assert all(torch.equal(again[n], mask[n]) for n in mask)  # pruning again at the same sparsity is a no-op
 
 
-def _sgd_steps(model, masked, optimizer, mask, steps=5, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(steps):
-        x = torch.randn(16, 1, 40, generator=g)
-        y = torch.randint(0, 10, (16,), generator=g)
-        loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        masked.mask_grads()
-        for name, p in zip(masked.names, masked.params, strict=True):
-            # pruned coordinates receive no gradient
-            assert torch.all(p.grad[~mask[name]] == 0)
-        optimizer.step()
-        masked.mask_weights()
+def _train(out, **changes):
+    """A tiny cyclic run through the real trainer: SGD with Nesterov momentum 0.9 and weight decay 5e-3,
+    a checkpoint after every epoch."""
+    cfg = replace_dotted(
+        tiny_config(save_every=1),
+        {"optim.momentum": 0.9, "optim.nesterov": True, "optim.weight_decay": 5e-3, **changes},
+    )
+    return train(cfg, out, quiet=True)
 
 
-@pytest.mark.parametrize("nesterov", [False, True])
-def test_masked_weights_stay_exactly_zero(nesterov):
-    torch.manual_seed(0)
-    model = build("cnn1d", 10, input_shape=(1, 40), width=8)
-    mask = prune(model, "random", 0.9, generator=torch.Generator().manual_seed(0))
-    apply_mask(model, mask)
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    masked = MaskedParameters(model, mask)
-    opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9, nesterov=nesterov, weight_decay=5e-3)
-    _sgd_steps(model, masked, opt, mask)
-    params = dict(model.named_parameters())
-    for n, m in mask.items():
-        assert torch.all(params[n][~m] == 0), n  # exactly zero, not just small
-        assert not torch.equal(params[n][m], before[n][m])  # the kept weights did train
-        state = opt.state[params[n]]["momentum_buffer"]
-        assert torch.all(state[~m] == 0)  # momentum never accumulates at pruned coordinates
-    assert weight_density(model, list(mask)) == pytest.approx(density(mask))
+def _pruned_nonzero(ckpt):
+    """(pruned entries that are not exactly zero, pruned entries) over every masked parameter."""
+    model, mask = ckpt["model"], ckpt["mask"]
+    return (
+        sum(int((model[n][~m] != 0).sum()) for n, m in mask.items()),
+        sum(int((~m).sum()) for m in mask.values()),
+    )
 
 
-def test_dense_momentum_cannot_revive_pruned_weights():
-    # An optimiser state from elsewhere (e.g. a rewound dense run) has momentum at pruned coordinates.
-    torch.manual_seed(0)
-    model = build("mlp", 10, input_shape=(1, 40), width=16)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-2)
-    dense = MaskedParameters(model, {})
-    _sgd_steps(model, dense, opt, {}, steps=2)  # dense steps fill the momentum buffers everywhere
-    mask = prune(model, "random", 0.8, generator=torch.Generator().manual_seed(1))
-    apply_mask(model, mask)
-    _sgd_steps(model, MaskedParameters(model, mask), opt, mask, steps=3)
-    params = dict(model.named_parameters())
-    assert all(torch.all(params[n][~m] == 0) for n, m in mask.items())
+def test_trainer_keeps_pruned_weights_exactly_zero_in_every_checkpoint(tmp_path, monkeypatch):
+    run = _train(tmp_path / "masked")
+    paths = sorted(run.run_dir.glob("**/*.pt"))
+    assert {p.name for p in paths} == {"init.pt", "epoch_1.pt", "epoch_2.pt", "epoch_3.pt", "epoch_4.pt"} | {
+        "cycle_1.pt",
+        "cycle_2.pt",
+    }
+    init = read_checkpoint(run.run_dir / "init.pt")
+    assert _pruned_nonzero(init)[1] > 0
+    for path in paths:
+        ckpt = read_checkpoint(path)
+        assert all(torch.equal(ckpt["mask"][n], init["mask"][n]) for n in init["mask"]), path.name
+        assert _pruned_nonzero(ckpt)[0] == 0, path.name  # exactly zero, not just small
+        if path.name != "init.pt":  # the kept weights did train
+            assert all(not torch.equal(ckpt["model"][n][m], init["model"][n][m]) for n, m in init["mask"].items())
+    # The same run with the trainer's two masking calls disabled: momentum and weight decay then move the
+    # pruned weights, so the check above is one that fails when the enforcement is missing.
+    monkeypatch.setattr(MaskedParameters, "mask_grads", lambda self: None)
+    monkeypatch.setattr(MaskedParameters, "mask_weights", lambda self: None)
+    loose = read_checkpoint(_train(tmp_path / "unmasked").checkpoint())
+    nonzero, pruned = _pruned_nonzero(loose)
+    assert nonzero > 0.9 * pruned
+
+
+def test_dense_momentum_rewound_into_a_sparse_level_cannot_revive_pruned_weights(tmp_path, monkeypatch):
+    """Weight rewinding loads level 0's dense momentum buffers into the pruned level 1: they are non-zero
+    at the coordinates level 1 prunes, and only the post-step re-masking keeps those weights at zero."""
+    wr = {
+        "recipe.name": "wr",
+        "mask.method": "none",
+        "mask.sparsity": 0.5,
+        "recipe.prune_fraction": 0.5,
+        "recipe.rewind_epoch": 1,
+        "schedule.cycles": 1,
+    }
+    run = _train(tmp_path / "masked", **wr)
+    rewind = read_checkpoint(run.run_dir / "level_0" / "rewind.pt")
+    level1 = sorted((run.run_dir / "level_1").glob("*.pt"))
+    assert {p.name for p in level1} >= {"init.pt", "cycle_1.pt"}
+    mask = read_checkpoint(level1[0])["mask"]
+    params = [n for n, _ in build("cnn1d", 10, input_shape=(1, 40), width=8).named_parameters()]
+    momentum = {params[i]: s["momentum_buffer"] for i, s in rewind["optimizer"]["state"].items()}
+    assert all(bool((momentum[n][~m] != 0).any()) for n, m in mask.items())  # dense momentum at pruned weights
+    for path in level1:
+        assert _pruned_nonzero(read_checkpoint(path))[0] == 0, path.name
+    # Zeroing the gradients alone does not stop the rewound momentum: without the post-step multiply the
+    # pruned weights move.
+    monkeypatch.setattr(MaskedParameters, "mask_weights", lambda self: None)
+    loose = read_checkpoint(_train(tmp_path / "unmasked", **wr).checkpoint())
+    nonzero, pruned = _pruned_nonzero(loose)
+    assert nonzero > 0.9 * pruned
 
 
 def test_masked_training_matches_torch_prune_reparametrisation():
