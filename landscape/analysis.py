@@ -2,7 +2,9 @@
 
 Each run's checkpoints are read from its ``manifest.json`` (or, for an interrupted or diverged run,
 its ``stage.json`` files) and ordered into *points*: ``level_0``'s ``init.pt`` (or the run's), then
-every ``cycle_<k>.pt`` by (level, cycle). For every point p > 0 the analysis computes, against its
+every ``cycle_<k>.pt`` by (level, cycle) (``checkpoints="cycles"``, the default), or every
+``epoch_<n>.pt`` that a run with ``save_every`` wrote, by (level, epoch) (``checkpoints="epochs"``).
+For every point p > 0 the analysis computes, against its
 reference point (the previous point for ``lmc="consecutive"``, point 0 for ``lmc="init"``):
 
 * LMC: ``loss_barrier``/``error_barrier`` (split) and the curves ``lmc_loss``/``lmc_error`` (split, alpha);
@@ -43,6 +45,7 @@ from training.errors import UserError
 from training.fileio import read_json, sha256_file
 
 LMC_MODES = ("consecutive", "init", "none")
+CHECKPOINT_KINDS = ("cycles", "epochs")
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class AnalysisOptions:
     data_root: str | None
     device: str
     cache: bool
+    checkpoints: str = "cycles"
 
 
 @dataclass
@@ -80,8 +84,14 @@ def _inside(run_dir: Path, rel: str) -> Path:
     return path
 
 
-def run_points(run_dir: Path) -> tuple[list[Point], str]:
-    """The ordered analysis points of a run folder and its status (complete, diverged, running)."""
+def run_points(run_dir: Path, checkpoints: str = "cycles") -> tuple[list[Point], str]:
+    """The ordered analysis points of a run folder and its status (complete, diverged, running).
+    ``checkpoints``: ``"cycles"`` (``cycle_<k>.pt``) or ``"epochs"`` (``epoch_<n>.pt``), after ``init.pt``."""
+    if checkpoints not in CHECKPOINT_KINDS:
+        raise UserError(
+            f"unknown checkpoints {checkpoints!r}; choose from: {', '.join(CHECKPOINT_KINDS)}", param="checkpoints"
+        )
+    prefix = "cycle_" if checkpoints == "cycles" else "epoch_"
     manifest = read_json(run_dir / "manifest.json")
     if manifest is None:
         raise UserError(f"{run_dir} is not a run folder (no manifest.json)")
@@ -95,13 +105,16 @@ def run_points(run_dir: Path) -> tuple[list[Point], str]:
     for e in entries:
         path = _inside(run_dir, e["path"])  # every entry is checked, whatever its name
         name = path.name
-        if name != "init.pt" and not name.startswith("cycle_"):
+        if name != "init.pt" and not name.startswith(prefix):
             continue
         if name == "init.pt" and e["level"] != 0:
             continue
         if path.exists():
             points.append(Point(path, int(e["level"]), int(e["cycle"]), int(e["epoch"]), float(e["sparsity"])))
-    points.sort(key=lambda p: (p.level, p.cycle))
+    if checkpoints == "cycles":
+        points.sort(key=lambda p: (p.level, p.cycle))
+    else:
+        points.sort(key=lambda p: (p.level, p.path.name != "init.pt", p.epoch))
     return points, status
 
 
@@ -149,6 +162,7 @@ def analyze(
     device: str = "cpu",
     cache: bool = True,
     quiet: bool = True,
+    checkpoints: str = "cycles",
 ) -> xr.Dataset:
     """Analyse run folders; see the module docstring. Returns the merged Dataset."""
     if lmc not in LMC_MODES:
@@ -160,12 +174,23 @@ def analyze(
         rd = Path(rd)
         if not rd.is_dir():
             raise UserError(f"run folder not found: {rd}")
-        pts, status = run_points(rd)
+        pts, status = run_points(rd, checkpoints)
         cfg = load_yaml(rd / "config.yaml")
         runs.append((rd, pts, status, cfg))
     total = sum(max(len(p) - 1, 0) * ((lmc != "none") + signs) + len(p) * (hessian_k > 0) for _, p, _, _ in runs)
     opts = AnalysisOptions(
-        lmc, hessian_k, signs, points, tuple(splits), bn, hessian_batches, hessian_batch_size, data_root, device, cache
+        lmc,
+        hessian_k,
+        signs,
+        points,
+        tuple(splits),
+        bn,
+        hessian_batches,
+        hessian_batch_size,
+        data_root,
+        device,
+        cache,
+        checkpoints,
     )
     bar = tqdm(total=total, desc="analyze", unit="item", disable=quiet or None, leave=False)
     bundles: dict[str, DataBundle] = {}
@@ -214,7 +239,7 @@ def _bundle(cfg: TrainConfig, data_root: str | None, bundles: dict[str, DataBund
 def _analyze_run(rd, pts, status, cfg, opts: AnalysisOptions, bundles, bar):
     lmc, hessian_k, signs, points, splits, bn = opts.lmc, opts.hessian_k, opts.signs, opts.points, opts.splits, opts.bn
     hessian_batches, hessian_batch_size, data_root = opts.hessian_batches, opts.hessian_batch_size, opts.data_root
-    device, cache = opts.device, opts.cache
+    device, cache, checkpoints = opts.device, opts.cache, opts.checkpoints
     c = _Cache(rd, cache)
     hashes = {p.path: sha256_file(p.path) for p in pts}
     options = {
@@ -229,6 +254,8 @@ def _analyze_run(rd, pts, status, cfg, opts: AnalysisOptions, bundles, bar):
         "status": status,
         "points_at": [[p.level, p.cycle, p.epoch] for p in pts],
     }
+    if checkpoints != "cycles":  # absent for the default, so earlier caches stay valid
+        options["checkpoints"] = checkpoints
     summary_key = _key("run", [p.path for p in pts], options, hashes)
     summary = rd / "analysis" / f"run-{summary_key}.nc"
     if cache and summary.exists():  # nothing changed since the last analysis of this run: one read
@@ -327,7 +354,7 @@ def _analyze_run(rd, pts, status, cfg, opts: AnalysisOptions, bundles, bar):
     if "eigenvalue" in ds:
         coords["k"] = np.arange(1, hessian_k + 1)
     ds = ds.assign_coords(coords)
-    metrics = _point_metrics(rd, pts)
+    metrics = _point_metrics(rd, pts, by_epoch=checkpoints == "epochs")
     for name, values in metrics.items():
         ds[name] = ("point", values)
     per_point = ["level", "cycle", "epoch", "sparsity"]
@@ -347,12 +374,13 @@ def _analyze_run(rd, pts, status, cfg, opts: AnalysisOptions, bundles, bar):
     return ds, c
 
 
-def _point_metrics(rd: Path, pts: list[Point]) -> dict[str, np.ndarray]:
-    """Test/train metrics at each point's last epoch, from the run's metrics (NaN for init)."""
+def _point_metrics(rd: Path, pts: list[Point], by_epoch: bool = False) -> dict[str, np.ndarray]:
+    """Test/train metrics at each point's last epoch, from the run's metrics (NaN for init). A cycle
+    point takes its cycle's last finite epoch; with ``by_epoch`` a point takes the epoch it was saved at."""
     out = {k: np.full(len(pts), np.nan) for k in ("test_error", "test_loss", "train_loss")}
     stage_metrics: dict[Path, xr.Dataset] = {}
     for i, p in enumerate(pts):
-        if p.cycle == 0:
+        if p.path.name == "init.pt":
             continue
         mpath = p.path.parent / "metrics.nc"
         if mpath not in stage_metrics:
@@ -361,7 +389,7 @@ def _point_metrics(rd: Path, pts: list[Point]) -> dict[str, np.ndarray]:
             stage_metrics[mpath] = load_dataset(mpath)
         m = stage_metrics[mpath]
         for k in out:
-            vals = m[k].sel(cycle=p.cycle).values
+            vals = m[k].values[m["global_epoch"].values == p.epoch] if by_epoch else m[k].sel(cycle=p.cycle).values
             finite = vals[np.isfinite(vals)]
             out[k][i] = finite[-1] if len(finite) else np.nan
     return out

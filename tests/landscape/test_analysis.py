@@ -115,3 +115,31 @@ def test_bad_arguments(tmp_path):
         analyze([tmp_path])
     with pytest.raises(UserError, match="unknown --lmc mode"):
         analyze([tmp_path], lmc="all")
+
+
+def test_epoch_checkpoints_as_points(tmp_path):
+    """checkpoints="epochs": init.pt then every epoch_<n>.pt in order, each with its own epoch's metrics;
+    the Hessian at a point equals a direct call on that file."""
+    run = train(tiny_config(save_every=1), tmp_path, quiet=True)
+    pts, _ = run_points(run.run_dir, "epochs")
+    assert [(p.path.name, p.cycle, p.epoch) for p in pts] == [
+        ("init.pt", 0, 0),
+        ("epoch_1.pt", 0, 1),
+        ("epoch_2.pt", 1, 2),
+        ("epoch_3.pt", 1, 3),
+        ("epoch_4.pt", 2, 4),
+    ]
+    ds = analyze([run.run_dir], lmc="none", signs=False, hessian_k=1, hessian_batch_size=64, checkpoints="epochs")
+    sel = ds.isel(run=0)
+    assert sel["epoch"].values.tolist() == [0, 1, 2, 3, 4]
+    np.testing.assert_array_equal(sel["test_error"].values[1:], run.metrics["test_error"].values.ravel())
+    assert np.isnan(sel["test_error"].values[0])
+    from training.data import load_data
+
+    batch = [next(iter(load_data(run.config.data).eval_loader("train", 64)))]
+    direct = landscape.hessian_eigenvalues(run.run_dir / "epoch_1.pt", batch, k=1)
+    assert float(sel["eigenvalue"].isel(point=1, k=0)) == pytest.approx(float(direct["eigenvalue"][0]), rel=1e-6)
+    cycles = analyze([run.run_dir], lmc="none", signs=False)  # the default still takes the cycle checkpoints
+    assert cycles["epoch"].isel(run=0).values.tolist() == [0, 2, 4]
+    with pytest.raises(UserError, match="unknown checkpoints"):
+        run_points(run.run_dir, "levels")

@@ -2,15 +2,23 @@
 
 import matplotlib
 import numpy as np
+import pandas as pd
+import pytest
 import torch
 import xarray as xr
+from matplotlib.container import BarContainer
 
 from landscape.plot import (
     plot_accuracy_vs_sparsity,
     plot_barriers,
+    plot_cyclic_vs_one_cycle,
     plot_density,
     plot_eigenvalues,
     plot_keep_ratios,
+    plot_lmc_and_sharpness,
+    plot_mask_init_coupling,
+    plot_sanity_checks,
+    plot_sculpting,
     plot_sign_flip_heatmap,
     plot_surface,
     save_figure,
@@ -87,3 +95,164 @@ def test_heatmap_keep_ratios_density_and_surface():
     assert len(plot_surface(surf).axes) == 3  # contour, colour bar, heat map
     line = xr.Dataset({"loss": ("x", [1.0, 0.5, 1.0])}, coords={"x": [-1.0, 0.0, 1.0]})
     np.testing.assert_allclose(plot_surface(line).axes[0].get_lines()[0].get_ydata(), [1, 0.5, 1])
+
+
+# ------------------------------------------------------------------ figures of the experiment notebooks
+
+
+def _bars(ax, label=None):
+    """Heights of the bar group called ``label`` (the only group when None)."""
+    groups = [c for c in ax.containers if isinstance(c, BarContainer)]
+    group = groups[0] if label is None else next(c for c in groups if c.get_label() == label)
+    return [p.get_height() for p in group.patches]
+
+
+def _line(ax, label):
+    return next(line for line in ax.get_lines() if line.get_label() == label)
+
+
+def test_cyclic_vs_one_cycle_draws_means_over_seeds():
+    rows = [
+        {
+            "mask.method": m,
+            "mask.sparsity": s,
+            "seed": seed,
+            "schedule.name": sched,
+            "accuracy": acc,
+            "train_loss": loss,
+        }
+        for m, s, seed, sched, acc, loss in [
+            ("random", 0.5, 0, "cyclic", 0.8, 0.1),
+            ("random", 0.5, 1, "cyclic", 0.6, 0.3),
+            ("random", 0.9, 0, "cyclic", 0.5, 0.4),
+            ("random", 0.9, 1, "cyclic", 0.3, 0.6),
+            ("random", 0.5, 0, "one-cycle", 0.7, 0.05),
+            ("random", 0.5, 1, "one-cycle", 0.7, 0.05),
+            ("random", 0.9, 0, "one-cycle", 0.4, 0.2),
+            ("random", 0.9, 1, "one-cycle", 0.2, 0.2),
+            ("snip", 0.5, 0, "cyclic", 0.9, 0.01),
+            ("snip", 0.9, 0, "cyclic", 0.85, 0.02),
+        ]
+    ]
+    fig = plot_cyclic_vs_one_cycle(pd.DataFrame(rows))
+    acc, loss = fig.axes
+    line = _line(acc, "cyclic · random")
+    np.testing.assert_allclose(line.get_xdata(), [0.5, 0.9])
+    np.testing.assert_allclose(line.get_ydata(), [0.7, 0.4])
+    np.testing.assert_allclose(_line(acc, "one-cycle · random").get_ydata(), [0.7, 0.3])
+    np.testing.assert_allclose(_line(acc, "cyclic · snip").get_ydata(), [0.9, 0.85])
+    np.testing.assert_allclose(_line(loss, "cyclic · random").get_ydata(), [0.2, 0.5])
+    assert loss.get_yscale() == "log"
+    assert len(acc.get_lines()) == 3  # no line for a (schedule, method) without runs
+
+
+def test_lmc_and_sharpness_draws_barriers_flips_and_eigenvalues():
+    barriers = pd.DataFrame(
+        [
+            {"seed": seed, "pair": pair, "error_barrier_test": b, "flip_fraction": f}
+            for seed, pair, b, f in [
+                (0, "1→2", 0.04, 0.1),
+                (1, "1→2", 0.02, 0.3),
+                (0, "2→3", 0.01, 0.05),
+                (1, "2→3", 0.01, 0.05),
+                (0, "cyclic→one-cycle", 0.1, 0.4),
+                (1, "cyclic→one-cycle", 0.2, 0.2),
+            ]
+        ]
+    )
+    eig = pd.DataFrame(
+        [
+            # two cycles of two epochs; seed 1's eigenvalues are seed 0's (10 per epoch) plus 2
+            {
+                "seed": seed,
+                "epoch": e,
+                "cycle": (e + 1) // 2,
+                "when": "end" if e % 2 == 0 else "start",
+                "lambda_max": 10.0 * e + 2 * seed,
+            }
+            for seed in (0, 1)
+            for e in (1, 2, 3, 4)
+        ]
+    )
+    fig = plot_lmc_and_sharpness(barriers, eig)
+    barrier_ax, flip_ax, eig_ax = fig.axes
+    np.testing.assert_allclose(_bars(barrier_ax), [0.03, 0.01, 0.15])
+    assert [t.get_text() for t in barrier_ax.get_xticklabels()] == ["1→2", "2→3", "cyclic→one-cycle"]
+    np.testing.assert_allclose(_bars(flip_ax), [0.2, 0.05, 0.3])
+    line = _line(eig_ax, "every epoch")
+    np.testing.assert_allclose(line.get_xdata(), [1, 2, 3, 4])
+    np.testing.assert_allclose(line.get_ydata(), [11.0, 21.0, 31.0, 41.0])
+    starts = next(c for c in eig_ax.collections if c.get_label() == "cycle start")
+    np.testing.assert_allclose(starts.get_offsets(), [[1, 11.0], [3, 31.0]])
+    boundaries = [ln.get_xdata()[0] for ln in eig_ax.get_lines() if ln.get_linestyle() == ":"]
+    assert boundaries == [2.5]
+
+
+def test_mask_init_coupling_draws_grouped_bars_and_the_lrr_line():
+    table = pd.DataFrame(
+        [
+            {"init": init, "schedule": sched, "seed": seed, "accuracy": acc, "flips_vs_lrr": flips}
+            for init, sched, seed, acc, flips in [
+                ("random", "one-cycle", 0, 0.5, 0.5),
+                ("random", "one-cycle", 1, 0.7, 0.3),
+                ("random", "cyclic", 0, 0.6, 0.4),
+                ("random", "cyclic", 1, 0.6, 0.4),
+                ("warmup", "one-cycle", 0, 0.9, 0.1),
+                ("warmup", "one-cycle", 1, 0.8, 0.1),
+                ("warmup", "cyclic", 0, 0.85, 0.2),
+                ("warmup", "cyclic", 1, 0.85, 0.0),
+            ]
+        ]
+    )
+    fig = plot_mask_init_coupling(table, lrr_accuracy=0.88)
+    acc, flips = fig.axes
+    np.testing.assert_allclose(_bars(acc, "one-cycle"), [0.6, 0.85])
+    np.testing.assert_allclose(_bars(acc, "cyclic"), [0.6, 0.85])
+    np.testing.assert_allclose(_bars(flips, "cyclic"), [0.4, 0.1])
+    np.testing.assert_allclose(_line(acc, "LRR").get_ydata(), [0.88, 0.88])
+    assert acc.get_ylim()[0] == pytest.approx(0.4)
+
+
+def test_sculpting_places_each_run_at_its_cost_and_accuracy():
+    table = pd.DataFrame(
+        [
+            {"target": t, "method": m, "seed": s, "accuracy": a, "dense_epoch_flops": c}
+            for t, m, s, a, c in [
+                (0.9, "lrr", 0, 0.8, 6.0),
+                (0.9, "lrr", 1, 0.82, 6.0),
+                (0.9, "sculpt s0=0.5", 0, 0.7, 4.8),
+                (0.95, "lrr", 0, 0.7, 5.9),
+                (0.95, "sculpt s0=0.5", 0, 0.55, 4.6),
+            ]
+        ]
+    )
+    fig = plot_sculpting(table)
+    assert [ax.get_title() for ax in fig.axes] == ["sparsity 0.9", "sparsity 0.95"]
+    lrr = next(c for c in fig.axes[0].collections if c.get_label() == "lrr")
+    np.testing.assert_allclose(lrr.get_offsets(), [[6.0, 0.8], [6.0, 0.82]])
+    sculpt = next(c for c in fig.axes[1].collections if c.get_label() == "sculpt s0=0.5")
+    np.testing.assert_allclose(sculpt.get_offsets(), [[4.6, 0.55]])
+
+
+def test_sanity_checks_draws_methods_by_check_and_tickets():
+    checks = pd.DataFrame(
+        [
+            {"method": m, "check": c, "seed": s, "accuracy": a}
+            for m, c, s, a in [
+                ("snip", "original", 0, 0.7),
+                ("snip", "original", 1, 0.72),
+                ("snip", "rearrange", 0, 0.69),
+                ("lrr", "original", 0, 0.93),
+                ("lrr", "rearrange", 0, 0.7),
+            ]
+        ]
+    )
+    tickets = pd.DataFrame(
+        [{"ticket": t, "seed": s, "accuracy": a} for t, s, a in [("snip", 0, 0.7), ("snip", 1, 0.8), ("lrr", 0, 0.9)]]
+    )
+    fig = plot_sanity_checks(checks, tickets)
+    check_ax, ticket_ax = fig.axes
+    np.testing.assert_allclose(_bars(check_ax, "original"), [0.71, 0.93])
+    np.testing.assert_allclose(_bars(check_ax, "rearrange"), [0.69, 0.7])
+    np.testing.assert_allclose(_bars(ticket_ax), [0.75, 0.9])
+    assert [t.get_text() for t in ticket_ax.get_xticklabels()] == ["snip", "lrr"]

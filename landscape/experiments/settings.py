@@ -1,0 +1,196 @@
+"""Named tiers of the figure notebooks' experiments: data, model, budgets, sparsities and seeds.
+
+A :class:`Tier` holds the base :class:`~training.config.TrainConfig` of every run and one frozen
+settings object per experiment family. Two tiers are defined in :data:`TIERS`:
+
+* ``quick`` (the default; CI): MNIST-1D, ``cnn1d`` of width 16 (notebook 05: width 32), peak LR 0.1,
+  batch 128, a few epochs and 2 seeds, on the CPU in minutes. These are exactly the settings the
+  notebooks used before this package existed, so their run hashes and numbers are unchanged.
+* ``full``: CIFAR-10 from a data root, ``resnet20`` (notebook 05: ``resnet32`` of width 32), peak LR
+  0.2, batch 512, the papers' epoch counts and 3 seeds (notebook 05: 1), on a GPU.
+
+The tier is chosen by ``$LANDSCAPE_TIER`` (:func:`tier_from_env`); ``LANDSCAPE_FULL=1``, the earlier
+switch, still means ``full``. A tier whose data lives in files (``data_root`` set) reads them from
+``$LANDSCAPE_DATA_ROOT`` when that is set. A new tier is one more entry in :data:`TIERS`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from training.config import DataConfig, ModelConfig, OptimConfig, ScheduleConfig, TrainConfig
+from training.errors import UserError
+
+
+@dataclass(frozen=True)
+class CyclicSettings:
+    """Notebook 01: PaI masks trained for ``cycles`` cycles of ``epochs`` epochs against one cycle
+    of ``cycles × epochs`` epochs, at every sparsity (fraction of prunable weights set to zero)."""
+
+    cycles: int
+    epochs: int
+    sparsities: tuple[float, ...]
+    methods: tuple[str, ...] = ("random", "snip", "synflow")
+
+
+@dataclass(frozen=True)
+class ConnectivitySettings:
+    """Notebook 02: one mask (``method`` at ``sparsity``), ``cycles`` cycles of ``epochs`` epochs against
+    one cycle of the same length. Barriers use ``points`` values of α; the top Hessian eigenvalue
+    uses the first ``hessian_batch_size`` unaugmented training samples."""
+
+    cycles: int
+    epochs: int
+    points: int
+    hessian_batch_size: int
+    sparsity: float = 0.9
+    method: str = "random"
+
+
+@dataclass(frozen=True)
+class CouplingSettings:
+    """Notebook 03: an LRR ticket at ``sparsity`` (one-cycle levels of ``epochs`` epochs, pruning
+    ``lrr_prune_fraction`` of the remaining weights per level, rewind point after epoch 1), whose mask
+    is retrained from each initialisation in ``inits`` for one cycle of ``cycles × epochs`` epochs and
+    for ``cycles`` cycles of ``epochs`` epochs."""
+
+    epochs: int
+    cycles: int
+    sparsity: float
+    lrr_prune_fraction: float
+    inits: tuple[str, ...] = ("random", "warmup", "warmup-signs", "random-signs")
+
+
+@dataclass(frozen=True)
+class SculptSettings:
+    """Notebook 04: at every target sparsity, SCULPT-ing from a random ERK mask at each of
+    ``start_sparsities`` (``cycles`` cycles of ``epochs`` epochs, a magnitude step, one more cycle)
+    against LRR (one-cycle levels of ``epochs`` epochs) and cyclic PaI (``cycles + 1`` cycles)."""
+
+    epochs: int
+    cycles: int
+    targets: tuple[float, ...]
+    lrr_prune_fraction: float
+    start_sparsities: tuple[float, ...] = (0.2, 0.5, 0.7)
+
+
+@dataclass(frozen=True)
+class SanitySettings:
+    """Notebook 05 (Su et al. 2020): every method trained with ``schedule`` on ``model`` at ``sparsity``;
+    LT (IMP) and LRR prune ``prune_fraction`` per level. ``seeds`` overrides the tier's seeds."""
+
+    schedule: ScheduleConfig
+    model: ModelConfig
+    sparsity: float
+    prune_fraction: float
+    seeds: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class SurfaceSettings:
+    """Notebook 06: surfaces on a ``grid × grid`` lattice around a cyclic (``cycles × epochs``) and a
+    one-cycle solution of the same mask, and the plane through the last three cycle checkpoints."""
+
+    cycles: int
+    epochs: int
+    grid: int
+    sparsity: float = 0.9
+    method: str = "random"
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One scale of all the experiments. ``base`` is the config every run starts from; ``seeds`` are
+    paired (every compared setting uses the same seeds). ``data_root`` is the default folder of
+    datasets that live in files (``None``: the data is generated, as MNIST-1D)."""
+
+    name: str
+    base: TrainConfig
+    seeds: tuple[int, ...]
+    cyclic: CyclicSettings
+    connectivity: ConnectivitySettings
+    coupling: CouplingSettings
+    sculpting: SculptSettings
+    sanity: SanitySettings
+    surfaces: SurfaceSettings
+    data_root: str | None = None
+
+    @property
+    def sanity_seeds(self) -> tuple[int, ...]:
+        """The seeds of notebook 05 (its own, when set, else the tier's)."""
+        return self.sanity.seeds or self.seeds
+
+    def with_data_root(self, root: str) -> Tier:
+        """The tier with its base config reading data from ``root`` (the root never enters a run's hash)."""
+        return replace(self, base=replace(self.base, data=replace(self.base.data, root=root)), data_root=root)
+
+
+QUICK = Tier(
+    name="quick",
+    base=TrainConfig(
+        data=DataConfig(name="mnist1d", batch_size=128),
+        model=ModelConfig(name="cnn1d", width=16),
+        optim=OptimConfig(lr=0.1, weight_decay=5e-4),
+        device="auto",
+    ),
+    seeds=(0, 1),
+    cyclic=CyclicSettings(cycles=4, epochs=3, sparsities=(0.5, 0.9, 0.98)),
+    connectivity=ConnectivitySettings(cycles=4, epochs=3, points=11, hessian_batch_size=512),
+    coupling=CouplingSettings(epochs=4, cycles=3, sparsity=0.9, lrr_prune_fraction=0.5),
+    sculpting=SculptSettings(epochs=3, cycles=3, targets=(0.9, 0.95), lrr_prune_fraction=0.5),
+    sanity=SanitySettings(
+        schedule=ScheduleConfig(name="one-cycle", epochs=6),
+        model=ModelConfig(name="cnn1d", width=32),
+        sparsity=0.9,
+        prune_fraction=0.7,
+    ),
+    surfaces=SurfaceSettings(cycles=4, epochs=3, grid=11),
+)
+
+FULL = Tier(
+    name="full",
+    base=TrainConfig(
+        data=DataConfig(name="cifar10", root="/data", batch_size=512, num_workers=8),
+        model=ModelConfig(name="resnet20"),
+        optim=OptimConfig(lr=0.2, weight_decay=5e-4),
+        device="cuda",
+    ),
+    seeds=(0, 1, 2),
+    cyclic=CyclicSettings(cycles=5, epochs=30, sparsities=(0.5, 0.7, 0.9, 0.95, 0.98)),
+    connectivity=ConnectivitySettings(cycles=5, epochs=30, points=31, hessian_batch_size=1024),
+    coupling=CouplingSettings(epochs=30, cycles=5, sparsity=0.95, lrr_prune_fraction=0.2),
+    sculpting=SculptSettings(epochs=30, cycles=4, targets=(0.9, 0.95, 0.98), lrr_prune_fraction=0.2),
+    sanity=SanitySettings(
+        schedule=ScheduleConfig(name="step", epochs=160),
+        model=ModelConfig(name="resnet32", width=32),
+        sparsity=0.95,
+        prune_fraction=0.2,
+        seeds=(0,),
+    ),
+    surfaces=SurfaceSettings(cycles=5, epochs=30, grid=31),
+    data_root="/data",
+)
+
+TIERS: dict[str, Tier] = {tier.name: tier for tier in (QUICK, FULL)}
+
+
+def get_tier(name: str, *, data_root: str | None = None) -> Tier:
+    """The tier called ``name``; ``data_root`` replaces its default data folder (tiers with file data only)."""
+    if name not in TIERS:
+        raise UserError(f"unknown tier name {name!r}; choose from: {', '.join(TIERS)}", param="name")
+    tier = TIERS[name]
+    if tier.data_root is not None and data_root:
+        tier = tier.with_data_root(data_root)
+    return tier
+
+
+def tier_from_env(environ: Mapping[str, str] | None = None) -> Tier:
+    """The tier named by ``$LANDSCAPE_TIER`` (default ``quick``; ``LANDSCAPE_FULL=1`` means ``full``),
+    with ``$LANDSCAPE_DATA_ROOT`` as its data folder when set."""
+    env = os.environ if environ is None else environ
+    name = env.get("LANDSCAPE_TIER") or ("full" if env.get("LANDSCAPE_FULL", "0") == "1" else "quick")
+    if name not in TIERS:
+        raise UserError(f"LANDSCAPE_TIER={name!r} is not a tier; choose from: {', '.join(TIERS)}")
+    return get_tier(name, data_root=env.get("LANDSCAPE_DATA_ROOT"))
