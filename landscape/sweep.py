@@ -243,7 +243,7 @@ def submit(
                 # ``afterok``: a diverged run fails its job, and the analysis still covers the others.
                 ex.update_parameters(slurm_dependency=slurm_dependency(submitted))
             job = ex.submit(AnalyzeJob(run_dirs, sweep.analyze, str(target)))
-            if pending:
+            if executor == "slurm" and not wait:
                 report.analysis_job = str(job.job_id)
             else:
                 outcome = _outcome(job)

@@ -148,3 +148,16 @@ def test_analyze_job_analyses_only_the_runs_complete_when_it_runs(tmp_path, tiny
 
     ds = xr.load_dataset(out)
     assert ds.sizes["run"] == 1 and ds["status"].values.tolist() == ["complete"]
+
+
+def test_slurm_no_wait_with_nothing_to_train_queues_the_analysis_and_returns(tmp_path, monkeypatch):
+    record = _fake_slurm(tmp_path, monkeypatch)
+    spec = load_sweep(write(tmp_path))
+    for cfg in spec.configs:  # every run already complete
+        (spec.out / cfg.run_name).mkdir(parents=True)
+        (spec.out / cfg.run_name / "manifest.json").write_text(json.dumps({"status": "complete"}))
+    report = submit(spec, executor="slurm", analyze=True, wait=False)
+    assert report.submitted == [] and report.analysis_job == "4242" and report.analysis is None
+    assert [p.name for p in record.iterdir()] == ["0.sh"]
+    script = (record / "0.sh").read_text()
+    assert "--dependency" not in script and "--array" not in script
