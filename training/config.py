@@ -58,7 +58,14 @@ class DataConfig:
     )
     batch_size: int = opt(128, help="Training batch size.")
     eval_batch_size: int = opt(1000, help="Batch size for evaluation and BatchNorm recalibration.", semantic=False)
-    num_workers: int = opt(0, help="DataLoader worker processes (image datasets).", flag="--workers", semantic=False)
+    num_workers: int = opt(
+        0, help="DataLoader worker processes (ImageNet, or --loader torch).", flag="--workers", semantic=False
+    )
+    loader: str = opt(
+        "device",
+        help="device: in-memory data on the training device, batches augmented there with tensor operations; "
+        "torch: DataLoader with per-sample torchvision transforms. They draw augmentations differently.",
+    )
     augment: bool = opt(True, help="Training augmentation (CIFAR: crop and flip; ImageNet: random resized crop).")
     synthetic_shape: tuple[int, ...] = opt((3, 32, 32), help="synthetic: shape of one input, e.g. 3,32,32.")
     synthetic_classes: int = opt(10, help="synthetic: number of classes.")

@@ -119,8 +119,16 @@ class Trainer:
         if cfg.model.width is not None:
             self.model_kwargs["width"] = cfg.model.width
         self.meta_extra = dict(meta_extra or {})
+        self._device_data: DataBundle | None = None
 
     # ---------------------------------------------------------------- helpers
+    def device_data(self) -> DataBundle:
+        """The run's data where training reads it: with the ``device`` loader, moved to the training
+        device once (training, evaluation and the test split all read these tensors)."""
+        if self._device_data is None:
+            self._device_data = self.data.to(self.device)
+        return self._device_data
+
     def fresh_model(self, stream: str = "init") -> nn.Module:
         """The architecture, initialised from ``(seed, stream)`` without touching the global RNG."""
         with torch.random.fork_rng(devices=[]):
@@ -209,10 +217,11 @@ class Trainer:
             apply_mask(model, mask)
         masked = MaskedParameters(model, mask)
         runner = self.dist.wrap(prepare_for_speed(model, self.cfg.channels_last, self.cfg.compile), self.device)
-        data = stage.data or self.data
+        own = stage.data is None or stage.data is self.data
+        data = self.device_data() if own else stage.data.to(self.device)
         pin = self.device.type == "cuda"
         batch_size = self.cfg.data.batch_size
-        test_loader = self.data.eval_loader("test", self.cfg.data.eval_batch_size, pin)
+        test_loader = self.device_data().eval_loader("test", self.cfg.data.eval_batch_size, pin)
         steps_per_epoch = len(data.train_loader(batch_size, 0))
         total_steps = sched.epochs * steps_per_epoch
         E, C = sched.epochs, sched.cycles

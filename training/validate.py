@@ -11,7 +11,7 @@ from collections.abc import Collection
 from typing import Any
 
 from training.config import TrainConfig
-from training.data import CORRUPTIONS, DATASETS
+from training.data import CORRUPTIONS, DATASETS, LOADERS
 from training.distributed import AMP_DTYPES
 from training.errors import ConfigError
 from training.models import MODELS
@@ -22,6 +22,7 @@ from training.schedules import DECAYS, SCHEDULES
 # dotted config key -> (what it is, the registry or tuple of valid values)
 CHOICES: dict[str, tuple[str, Collection[str]]] = {
     "data.name": ("dataset", DATASETS),
+    "data.loader": ("loader", LOADERS),
     "model.name": ("model", MODELS),
     "mask.method": ("pruning method", ("none", *METHODS)),
     "recipe.name": ("recipe", RECIPES),

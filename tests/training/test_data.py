@@ -157,5 +157,5 @@ def test_imagenet_fabricated(tmp_path):
 
 
 def test_unknown_dataset():
-    with pytest.raises(DataError, match="choose from: cifar10, cifar100, imagenet, mnist1d, synthetic"):
+    with pytest.raises(DataError, match="choose from: cifar10, cifar100, fashion-mnist, imagenet, mnist1d, synthetic"):
         load_data(DataConfig(name="svhn"))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,42 +15,17 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from training.data.arrays import ImageArrayDataset
+from training.data.device import TensorLoader
 from training.errors import DataError
 from training.fileio import derive_seed
 
-
-class TensorLoader:
-    """Batches of in-memory tensors in a seeded order.
-
-    Written by hand rather than using ``DataLoader(TensorDataset)`` because for 40-float signals the
-    DataLoader's per-sample indexing and collation cost more than the model's forward pass; here a
-    batch is one fancy-indexing call. Iterating yields ``(inputs, targets)``; with ``shuffle`` the
-    order is ``randperm(n, generator=Generator(seed))``, so it depends only on ``seed``.
-    """
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False, seed: int = 0):
-        self.x, self.y = x, y
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        n = len(y)
-        # A final batch of one sample would break BatchNorm in train mode; drop it when shuffling.
-        self.drop_last = shuffle and n % batch_size == 1 and n > 1
-
-    def __len__(self) -> int:
-        n = len(self.y)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.y)
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed)) if self.shuffle else None
-        for b in range(len(self)):
-            if order is None:
-                sl = slice(b * self.batch_size, (b + 1) * self.batch_size)
-                yield self.x[sl], self.y[sl]
-            else:
-                idx = order[b * self.batch_size : (b + 1) * self.batch_size]
-                yield self.x[idx], self.y[idx]
+LOADERS = {
+    "device": "in-memory splits live on the training device; batches are gathered, augmented and normalised "
+    "there with batched tensor operations (ImageNet folders always use the DataLoader)",
+    "torch": "torch DataLoader with per-sample torchvision transforms (--workers processes) for image datasets; "
+    "MNIST-1D and synthetic tensors are batched on the CPU",
+}
 
 
 def _worker_init(worker_id: int) -> None:
@@ -66,7 +40,12 @@ class DataBundle:
 
     ``train`` is the training split with training augmentation; ``train_eval`` the same samples
     without augmentation (for evaluation and BatchNorm recalibration); ``test`` the test split.
-    Each is either a pair of tensors ``(x, y)`` or a torch ``Dataset``.
+    Each is a pair of tensors ``(x, y)``, an :class:`~training.data.arrays.ImageArrayDataset`
+    (uint8 images and their transform) or another torch ``Dataset`` (ImageNet folders).
+
+    ``loader`` (:data:`LOADERS`) picks how batches are made: ``device`` (the default) batches the
+    in-memory splits with :class:`~training.data.device.TensorLoader` wherever :meth:`to` put them;
+    ``torch`` keeps them on the CPU and reads image datasets through a ``DataLoader`` sample by sample.
     """
 
     name: str
@@ -76,10 +55,42 @@ class DataBundle:
     train_eval: Any
     test: Any
     num_workers: int = 0
+    loader: str = "device"
+
+    def to(self, device: torch.device | str) -> DataBundle:
+        """With the ``device`` loader, a copy whose in-memory splits live on ``device`` (views that shared
+        a tensor still share one); with ``torch``, or when nothing moves, ``self``."""
+        device = torch.device(device)
+        if self.loader != "device":
+            return self
+        memo: dict[int, torch.Tensor] = {}
+
+        def move(t: torch.Tensor) -> torch.Tensor:
+            if id(t) not in memo:
+                memo[id(t)] = t.to(device)
+            return memo[id(t)]
+
+        def split_to(split: Any) -> Any:
+            if isinstance(split, tuple):
+                return move(split[0]), move(split[1])
+            if isinstance(split, ImageArrayDataset):
+                return split.replace(images=move(split.images), labels=move(split.labels))
+            return split
+
+        splits = {k: getattr(self, k) for k in ("train", "train_eval", "test")}
+        tensors = [t for s in splits.values() for t in _tensors(s)]
+        if all(t.device == device for t in tensors):
+            return self
+        moved = {k: split_to(v) for k, v in splits.items()}
+        if self.train_eval is self.train:
+            moved["train_eval"] = moved["train"]
+        return dataclasses.replace(self, **moved)
 
     def _loader(self, split: Any, batch_size: int, shuffle: bool, seed: int, pin: bool) -> Any:
         if isinstance(split, tuple):
             return TensorLoader(split[0], split[1], batch_size, shuffle, seed)
+        if isinstance(split, ImageArrayDataset) and self.loader == "device":
+            return TensorLoader(split.images, split.labels, batch_size, shuffle, seed, transform=split.transform)
         generator = torch.Generator().manual_seed(seed)
         return DataLoader(
             split,
@@ -93,7 +104,8 @@ class DataBundle:
         )
 
     def train_loader(self, batch_size: int, seed: int, pin: bool = False) -> Any:
-        """Shuffled, augmented training batches; order and worker seeds fixed by ``seed``."""
+        """Shuffled, augmented training batches; order and augmentation fixed by ``seed`` (device loader)
+        or by ``seed`` and the global torch RNG (``torch`` loader, per-sample torchvision transforms)."""
         return self._loader(self.train, batch_size, True, seed, pin)
 
     def labelled_sample(self, per_class: int, generator: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -103,7 +115,10 @@ class DataBundle:
         labels = self._labels(split)
         idx = class_balanced_indices(labels, per_class, generator)
         if isinstance(split, tuple):
+            idx = idx.to(split[1].device)
             return [(split[0][idx], split[1][idx])]
+        if isinstance(split, ImageArrayDataset):  # bit for bit the per-sample ToTensor + Normalize
+            return [split.batch(idx)]
         items = [split[int(i)] for i in idx]
         return [(torch.stack([torch.as_tensor(x) for x, _ in items]), torch.tensor([int(y) for _, y in items]))]
 
@@ -129,13 +144,15 @@ class DataBundle:
             )
         gen = torch.Generator().manual_seed(derive_seed(0, "train-subset", n))
         idx = class_balanced_indices(labels, per_class, gen).sort().values
-        train = _take(self.train, idx)
-        train_eval = train if self.train_eval is self.train else _take(self.train_eval, idx)
+        memo: dict[int, torch.Tensor] = {}
+        train = _take(self.train, idx, memo)
+        train_eval = train if self.train_eval is self.train else _take(self.train_eval, idx, memo)
         return dataclasses.replace(self, train=train, train_eval=train_eval)
 
     @staticmethod
     def _labels(split: Any) -> torch.Tensor:
-        return split[1] if isinstance(split, tuple) else torch.as_tensor(labels_of(split))
+        """The split's labels as a CPU int64 tensor."""
+        return (split[1] if isinstance(split, tuple) else torch.as_tensor(labels_of(split))).cpu()
 
     def eval_loader(self, split: str, batch_size: int, pin: bool = False) -> Any:
         """Unshuffled, unaugmented batches of ``split`` (``train`` or ``test``)."""
@@ -144,8 +161,27 @@ class DataBundle:
         return self._loader(self.train_eval if split == "train" else self.test, batch_size, False, 0, pin)
 
 
-def _take(split: Any, idx: torch.Tensor) -> Any:
-    return (split[0][idx], split[1][idx]) if isinstance(split, tuple) else Subset(split, idx.tolist())
+def _tensors(split: Any) -> list[torch.Tensor]:
+    if isinstance(split, tuple):
+        return list(split)
+    if isinstance(split, ImageArrayDataset):
+        return [split.images, split.labels]
+    return []
+
+
+def _take(split: Any, idx: torch.Tensor, memo: dict[int, torch.Tensor]) -> Any:
+    """Samples ``idx`` of ``split``; a tensor shared by several splits is indexed once (``memo``)."""
+
+    def take(t: torch.Tensor) -> torch.Tensor:
+        if id(t) not in memo:
+            memo[id(t)] = t[idx.to(t.device)]
+        return memo[id(t)]
+
+    if isinstance(split, tuple):
+        return take(split[0]), take(split[1])
+    if isinstance(split, ImageArrayDataset):
+        return split.replace(images=take(split.images), labels=take(split.labels))
+    return Subset(split, idx.tolist())
 
 
 def class_balanced_indices(labels: torch.Tensor, per_class: int, generator: torch.Generator) -> torch.Tensor:

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from training.config import DataConfig
+from training.data.arrays import ImageArrayDataset
 from training.data.bundle import DataBundle
-from training.data.images import ImageArrayDataset
+from training.data.device import ImageTransform
 from training.errors import DataError
 
 DEBIAN_ROOT = Path("/usr/share/datasets/fashion-mnist")
@@ -77,8 +78,6 @@ def read_idx(path: Path, images: bool) -> np.ndarray:
 
 def load_fashion_mnist(cfg: DataConfig) -> DataBundle:
     """Fashion-MNIST; inputs of shape ``(1, 28, 28)``, normalised; see the module docstring."""
-    from torchvision import transforms as T
-
     root = _root(cfg)
     arrays = {}
     for split, (images, labels) in FILES.items():
@@ -89,20 +88,16 @@ def load_fashion_mnist(cfg: DataConfig) -> DataBundle:
         if len(y) and (y.min() < 0 or y.max() > 9):
             raise DataError(f"fashion-mnist {split}: labels outside 0..9 under {root}")
         arrays[split] = (x, y)
-    normalize = T.Normalize(MEAN, STD)
-    plain = T.Compose([T.ToTensor(), normalize])
-    augmented = (
-        T.Compose([T.RandomCrop(28, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), normalize])
-        if cfg.augment
-        else plain
-    )
+    plain = ImageTransform(MEAN, STD)
+    augmented = ImageTransform(MEAN, STD, padding=4, flip=True) if cfg.augment else plain
     (x_train, y_train), (x_test, y_test) = arrays["train"], arrays["test"]
+    train = ImageArrayDataset(x_train[..., None], y_train, augmented)  # (N, 28, 28, 1): one channel
     return DataBundle(
         "fashion-mnist",
         10,
         (1, 28, 28),
-        ImageArrayDataset(x_train, y_train, augmented),
-        ImageArrayDataset(x_train, y_train, plain),
-        ImageArrayDataset(x_test, y_test, plain),
+        train,
+        train.replace(transform=plain),
+        ImageArrayDataset(x_test[..., None], y_test, plain),
         cfg.num_workers,
     )

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import io
 import pickle
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch.utils.data import Dataset
 
 from training.config import DataConfig
+from training.data.arrays import ImageArrayDataset
 from training.data.bundle import DataBundle
+from training.data.device import ImageTransform
 from training.errors import DataError
 
 # ----------------------------------------------------------------------------------------------- CIFAR
@@ -55,22 +55,6 @@ def _read_cifar_batch(path: Path) -> dict[str, Any]:
     return entry
 
 
-class ImageArrayDataset(Dataset):
-    """HWC uint8 images plus labels, returned as ``(transform(PIL image), label)``."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform: Callable | None):
-        self.images, self.labels, self.transform = images, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[Any, int]:
-        from PIL import Image
-
-        img = Image.fromarray(self.images[i])
-        return (self.transform(img) if self.transform else img), int(self.labels[i])
-
-
 _CIFAR = {
     "cifar10": {
         "folder": "cifar-10-batches-py",
@@ -106,8 +90,6 @@ def _require_root(cfg: DataConfig) -> Path:
 
 def load_cifar(cfg: DataConfig) -> DataBundle:
     """CIFAR-10/100 from the python-pickle release, read without executing pickled code."""
-    from torchvision import transforms as T
-
     spec = _CIFAR[cfg.name]
     root = _require_root(cfg)
     folder = root / spec["folder"]
@@ -132,21 +114,28 @@ def load_cifar(cfg: DataConfig) -> DataBundle:
 
     x_train, y_train = read(spec["train"])
     x_test, y_test = read(spec["test"])
-    normalize = T.Normalize(spec["mean"], spec["std"])
-    plain = T.Compose([T.ToTensor(), normalize])
-    augmented = (
-        T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), normalize])
-        if cfg.augment
-        else plain
-    )
+    return cifar_bundle(cfg.name, (x_train, y_train), (x_test, y_test), augment=cfg.augment, workers=cfg.num_workers)
+
+
+def cifar_bundle(
+    name: str, train: tuple[Any, Any], test: tuple[Any, Any], *, augment: bool = True, workers: int = 0
+) -> DataBundle:
+    """A CIFAR-10/100 bundle from in-memory uint8 ``(N, 32, 32, 3)`` images and their labels: the
+    dataset's normalisation, and for training (with ``augment``) a random 32x32 crop after 4-pixel
+    zero padding and a horizontal flip. Used by :func:`load_cifar`, and by benchmarks and tests on
+    CIFAR-shaped arrays."""
+    spec = _CIFAR[name]
+    plain = ImageTransform(spec["mean"], spec["std"])
+    augmented = ImageTransform(spec["mean"], spec["std"], padding=4, flip=True) if augment else plain
+    train_set = ImageArrayDataset(*train, augmented)
     return DataBundle(
-        cfg.name,
+        name,
         spec["classes"],
         (3, 32, 32),
-        ImageArrayDataset(x_train, y_train, augmented),
-        ImageArrayDataset(x_train, y_train, plain),
-        ImageArrayDataset(x_test, y_test, plain),
-        cfg.num_workers,
+        train_set,
+        train_set.replace(transform=plain),
+        ImageArrayDataset(*test, plain),
+        workers,
     )
 
 

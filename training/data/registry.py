@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from training.config import DataConfig
-from training.data.bundle import DataBundle, split_size
+from training.data.bundle import LOADERS, DataBundle, split_size
 from training.data.fashion_mnist import load_fashion_mnist
 from training.data.images import load_cifar, load_imagenet
 from training.data.mnist1d import load_mnist1d
@@ -26,7 +27,9 @@ def load_data(cfg: DataConfig) -> DataBundle:
     """Load dataset ``cfg.name``; raises :class:`DataError` if it is unknown, missing or empty."""
     if cfg.name not in DATASETS:
         raise DataError(f"unknown dataset {cfg.name!r}; choose from: {', '.join(sorted(DATASETS))}")
-    bundle = DATASETS[cfg.name](cfg)
+    if cfg.loader not in LOADERS:
+        raise DataError(f"unknown loader {cfg.loader!r}; choose from: {', '.join(LOADERS)}", param="loader")
+    bundle = dataclasses.replace(DATASETS[cfg.name](cfg), loader=cfg.loader)
     if cfg.train_samples is not None:
         bundle = bundle.train_subset(cfg.train_samples)
     for split in ("train", "test"):

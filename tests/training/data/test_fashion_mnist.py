@@ -94,7 +94,7 @@ def test_real_files_from_the_debian_package():
     assert len(bundle.train) == 60_000 and len(bundle.test) == 10_000
     counts = np.bincount(bundle.test.labels, minlength=10)
     assert counts.tolist() == [1000] * 10
-    pixels = torch.from_numpy(bundle.train.images[:5000]).float() / 255
+    pixels = torch.as_tensor(bundle.train.images[:5000]).float() / 255
     assert abs(float(pixels.mean()) - MEAN[0]) < 0.01 and abs(float(pixels.std()) - STD[0]) < 0.01
 
 
