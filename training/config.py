@@ -10,39 +10,26 @@ checkpoints) are marked non-semantic and never enter the hash.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
-import types
-import typing
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from training.errors import ConfigError
-
-HASH_LENGTH = 12
-
-
-def opt(default: Any = dataclasses.MISSING, *, help: str, flag: str | None = None, semantic: bool = True) -> Any:
-    """A config field with its help text (shown by ``landscape train --help``).
-
-    ``flag`` overrides the command-line spelling (default ``--<field-name>``; for booleans
-    ``--<name>/--no-<name>``, or e.g. ``--prune-last/--keep-last-dense``). Non-``semantic`` fields
-    cannot change the numbers a run produces and never enter the config hash.
-    """
-    metadata: dict[str, Any] = {"help": help, "semantic": semantic}
-    if flag is not None:
-        metadata["flag"] = flag
-    return field(default=default, metadata=metadata)
-
-
-def section(cls: type, help: str) -> Any:
-    """A nested config section (a dataclass field with a default instance)."""
-    return field(default_factory=cls, metadata={"help": help, "semantic": True})
+from training.fields import (
+    HASH_LENGTH,
+    canonical_string,
+    config_hash,
+    flat_items,
+    from_dict,
+    leaf_fields,
+    opt,
+    parse_overrides,
+    replace_dotted,
+    section,
+    to_dict,
+)
 
 
 @dataclass(frozen=True)
@@ -115,6 +102,11 @@ class MaskConfig:
     synflow_float64: bool = opt(True, help="synflow: score in float64 (deep networks overflow float32).")
     grasp_temperature: float = opt(200.0, help="grasp: softmax temperature T.")
     smart_ratio_variant: str = opt("quadratic", help="random with smart-ratio: the ratio rule (Su et al.'s ablations).")
+    smart_ratio_scaling: str = opt(
+        "non-resnet",
+        help="Smart ratios' division by l^2: on every network that is not a ResNet (Su et al.'s code), "
+        "or on VGG only (this toolkit before 0.2).",
+    )
     erk: str = opt("rigl", help="random with erk: RigL's iterative solution or TurboPrune's one-shot clamp.")
     mask_op: str = opt("none", help="Sanity check applied to new masks (Su et al.).")
 
@@ -128,6 +120,9 @@ class RecipeConfig:
     )
     prune_fraction: float = opt(0.2, help="imp/wr/lrr: fraction of the remaining weights pruned per level.")
     levels: int | None = opt(None, help="imp/wr/lrr: pruning levels (default: as many as reach the target sparsity).")
+    one_shot: bool = opt(
+        False, help="imp/wr/lrr: prune to the target sparsity in one level (Su et al.'s LT; one-shot LRR)."
+    )
     rewind_epoch: int = opt(
         10, help="Dense epochs before the rewind point (wr), also saved as the warmup point (imp, lrr, hybrid)."
     )
@@ -141,7 +136,18 @@ class RecipeConfig:
     mask_from: str | None = opt(None, help="coupling: checkpoint whose mask is trained.")
     warmup_from: str | None = opt(None, help="coupling: checkpoint with the warmup (dense, early) weights.")
     signs_from: str | None = opt(None, help="coupling: checkpoint whose signs are used (default: --mask-from).")
-    corrupt: str = opt("none", help="Data for pruning scores and level-0 pretraining (sanity checks).")
+    init_from: str | None = opt(
+        None, help="coupling rewind-init: θ₀ of the run that made the mask (default: found from --mask-from)."
+    )
+    corrupt: str = opt(
+        "none",
+        help="Sanity check: corrupt the data of all training that produces the mask (the ticket trains on true data).",
+    )
+    rearrange_fill: str = opt(
+        "auto",
+        help="After --mask-op rearrange, weights for positions the starting state lacks: auto (the state the recipe "
+        "rewinds to; for lrr the dense trained level 0; for sculpt θ₀), init (θ₀) or zero.",
+    )
 
 
 @dataclass(frozen=True)
@@ -199,171 +205,6 @@ class TrainConfig:
         return f"{prefix}-{config_hash(self)}"
 
 
-# --------------------------------------------------------------------------------------------- dicts
-
-
-def to_dict(cfg: Any) -> dict[str, Any]:
-    """Nested plain dict (tuples become lists) suitable for YAML or JSON."""
-
-    def plain(value: Any) -> Any:
-        if dataclasses.is_dataclass(value):
-            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        if isinstance(value, tuple | list):
-            return [plain(v) for v in value]
-        return value
-
-    return plain(cfg)
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; return it converted (lists to tuples, int to float)."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, where)
-            except ConfigError:
-                pass
-        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        (item_tp, _ellipsis) = typing.get_args(tp)
-        return tuple(_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value))
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    raise TypeError(f"unsupported config annotation {tp!r} at {where}")  # pragma: no cover
-
-
-def from_dict(cls: type, data: Mapping[str, Any] | None, where: str = "") -> Any:
-    """Build dataclass ``cls`` from a nested mapping, refusing unknown keys and wrong types."""
-    if data is not None and not isinstance(data, Mapping):
-        raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
-    data = dict(data or {})
-    hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        prefix = f"{where}." if where else ""
-        raise ConfigError(
-            f"unknown config key {prefix}{unknown[0]}; valid keys: {', '.join(prefix + k for k in known)}"
-        )
-    kwargs = {}
-    for name, value in data.items():
-        tp = hints[name]
-        path = f"{where}.{name}" if where else name
-        if dataclasses.is_dataclass(tp):
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"{path}: expected a mapping, got {value!r}")
-            kwargs[name] = from_dict(tp, value, path)
-        else:
-            kwargs[name] = _coerce(value, tp, path)
-    return cls(**kwargs)
-
-
-def flat_items(cfg: Any, prefix: str = "") -> dict[str, tuple[Any, Any, bool]]:
-    """``{dotted.name: (value, default, semantic)}`` over every leaf of a config dataclass."""
-    out: dict[str, tuple[Any, Any, bool]] = {}
-    default_obj = type(cfg)()
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        key = prefix + f.name
-        semantic = f.metadata.get("semantic", True)
-        if dataclasses.is_dataclass(value):
-            for k, (v, d, s) in flat_items(value, key + ".").items():
-                out[k] = (v, d, s and semantic)
-        else:
-            out[key] = (value, getattr(default_obj, f.name), semantic)
-    return out
-
-
-def canonical_string(cfg: Any) -> str:
-    """Sorted JSON of the semantic leaves that differ from their defaults."""
-    items = {k: v for k, (v, d, semantic) in flat_items(cfg).items() if semantic and v != d}
-    return json.dumps(to_dict(items), sort_keys=True, separators=(",", ":"))
-
-
-def config_hash(cfg: Any) -> str:
-    """First 12 hex digits of the sha256 of :func:`canonical_string`."""
-    return hashlib.sha256(canonical_string(cfg).encode()).hexdigest()[:HASH_LENGTH]
-
-
-def replace_dotted(cfg: Any, overrides: Mapping[str, Any]) -> Any:
-    """Return ``cfg`` with ``{"schedule.cycles": 4, "seed": 1}``-style overrides applied and type-checked.
-
-    An unknown key raises :class:`ConfigError` naming it and the valid keys of its section.
-    """
-    data = to_dict(cfg)
-    for dotted, value in overrides.items():
-        node = data
-        *parents, leaf = dotted.split(".")
-        path = ""
-        for p in [*parents, leaf]:
-            if not isinstance(node, dict) or p not in node:
-                valid = ", ".join(f"{path}{k}" for k in node) if isinstance(node, dict) else "none"
-                raise ConfigError(f"unknown config key {dotted!r}; valid keys here: {valid}", param=dotted)
-            if p != leaf:
-                node, path = node[p], f"{path}{p}."
-        if isinstance(node[leaf], dict):
-            raise ConfigError(f"config key {dotted!r} is a section; set one of its fields, e.g. {dotted}.<field>")
-        node[leaf] = value
-    return from_dict(type(cfg), data)
-
-
-def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
-    """``["schedule.cycles=4", "data.name=cifar10"]`` -> ``{"schedule.cycles": 4, "data.name": "cifar10"}``.
-
-    Each value is parsed as YAML (so ``4`` is an integer, ``[0.5, 0.75]`` a list, ``null`` None).
-    Shared by ``landscape train --set`` and ``python -m training --set``.
-    """
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set expects KEY=VALUE, e.g. schedule.cycles=4; got {item!r}")
-        try:
-            out[key.strip()] = yaml.safe_load(value) if value.strip() else value
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {key}: the value {value!r} is not valid YAML") from exc
-    return out
-
-
-def leaf_fields(cls: type = TrainConfig, prefix: str = "") -> list[tuple[str, dataclasses.Field, Any]]:
-    """``(dotted key, field, type)`` of every leaf field of a config dataclass, in declaration order."""
-    hints = typing.get_type_hints(cls)
-    out: list[tuple[str, dataclasses.Field, Any]] = []
-    for f in dataclasses.fields(cls):
-        tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
-            out += leaf_fields(tp, f"{prefix}{f.name}.")
-        else:
-            out.append((prefix + f.name, f, tp))
-    return out
-
-
 # ---------------------------------------------------------------------------------------------- YAML
 
 
@@ -398,3 +239,28 @@ def load_yaml(path: str | Path, cls: type = TrainConfig) -> Any:
     except (IsADirectoryError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file is not a readable YAML text file: {path}") from exc
     return from_yaml_text(text, cls, source=str(path))
+
+
+__all__ = [
+    "HASH_LENGTH",
+    "DataConfig",
+    "MaskConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RecipeConfig",
+    "ScheduleConfig",
+    "TrainConfig",
+    "canonical_string",
+    "config_hash",
+    "flat_items",
+    "from_dict",
+    "from_yaml_text",
+    "leaf_fields",
+    "load_yaml",
+    "opt",
+    "parse_overrides",
+    "replace_dotted",
+    "section",
+    "to_dict",
+    "to_yaml",
+]

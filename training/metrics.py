@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 METRIC_NAMES = ("train_loss", "train_error", "test_loss", "test_error", "lr", "density")
+CYCLE_METRIC_NAMES = ("train_set_loss", "train_set_error")
 
 
 def progress_disabled(quiet: bool) -> bool | None:
@@ -22,16 +23,26 @@ def metrics_dataset(records: list[dict[str, Any]], cycles: int, epochs: int, att
     Variables: ``train_loss``/``train_error`` (running means over the epoch's training batches, in
     train mode, with augmentation), ``test_loss``/``test_error`` (eval mode, after the epoch), ``lr``
     (the rate of the epoch's last step), ``density`` (measured fraction of non-zero prunable weights).
-    Coordinate ``global_epoch`` counts epochs over the stage's cycles.
+    Per cycle, ``train_set_loss``/``train_set_error(cycle)``: the loss and error over the whole training
+    split the stage trains on, unaugmented, in eval mode, at the end of the cycle — the training loss
+    that claims about the final training loss use (NaN for cycles not finished, or runs made before
+    it was recorded). Coordinate ``global_epoch`` counts epochs over the stage's cycles.
     """
     data = {name: np.full((cycles, epochs), np.nan) for name in METRIC_NAMES}
+    per_cycle = {name: np.full(cycles, np.nan) for name in CYCLE_METRIC_NAMES}
     for r in records:
         for name in METRIC_NAMES:
             data[name][r["cycle"] - 1, r["epoch"] - 1] = r[name]
+        for name in CYCLE_METRIC_NAMES:
+            if name in r:
+                per_cycle[name][r["cycle"] - 1] = r[name]
     cycle_c = np.arange(1, cycles + 1)
     epoch_c = np.arange(1, epochs + 1)
     ds = xr.Dataset(
-        {name: (("cycle", "epoch"), values) for name, values in data.items()},
+        {
+            **{name: (("cycle", "epoch"), values) for name, values in data.items()},
+            **{name: ("cycle", values) for name, values in per_cycle.items()},
+        },
         coords={
             "cycle": cycle_c,
             "epoch": epoch_c,
@@ -44,6 +55,8 @@ def metrics_dataset(records: list[dict[str, Any]], cycles: int, epochs: int, att
         "test_loss": "nats",
         "train_error": "fraction",
         "test_error": "fraction",
+        "train_set_loss": "nats",
+        "train_set_error": "fraction",
         "lr": "learning rate",
         "density": "fraction",
     }

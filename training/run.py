@@ -25,7 +25,7 @@ from training.distributed import Distributed
 from training.errors import DivergedError, UserError
 from training.evaluate import resolve_device
 from training.fileio import atomic_netcdf, atomic_write_json, atomic_write_text, read_json
-from training.recipes import RECIPES
+from training.recipes import RECIPES, semantics_version
 from training.trainer import StageResult, Trainer
 from training.validate import validate
 
@@ -109,9 +109,23 @@ def train(cfg: TrainConfig, out: str | Path, *, quiet: bool = False, data: DataB
 
 def _complete(run_dir: Path, cfg: TrainConfig) -> RunResult | None:
     manifest = read_json(run_dir / "manifest.json")
+    if manifest is not None:
+        check_semantics(run_dir, manifest, cfg)
     if manifest and manifest.get("status") == "complete" and (run_dir / "metrics.nc").exists():
         return RunResult(run_dir, cfg, xr.load_dataset(run_dir / "metrics.nc"), manifest["stages"], skipped=True)
     return None
+
+
+def check_semantics(run_dir: Path, manifest: dict, cfg: TrainConfig) -> None:
+    """Refuse a run folder whose recipe semantics (:func:`training.recipes.semantics_version`) differ from
+    what ``cfg`` now means: its results (complete or partial) are of another experiment."""
+    found, wanted = int(manifest.get("semantics", 1)), semantics_version(cfg)
+    if found != wanted:
+        raise UserError(
+            f"{run_dir} holds a run made with recipe semantics version {found}, but this config now runs version "
+            f"{wanted} (the recipe was fixed; see training.recipes.semantics_version); move the folder away or "
+            "train into another --out"
+        )
 
 
 def _train_locked(
@@ -137,6 +151,7 @@ def _train_locked(
         "run_name": cfg.run_name,
         "recipe": cfg.recipe.name,
         "landscape_version": __version__,
+        "semantics": semantics_version(cfg),
     }
     if write:
         atomic_write_json(run_dir / "manifest.json", {"status": "running", **base})

@@ -258,6 +258,9 @@ class Trainer:
                         pin,
                     )
                     record["test_loss"], record["test_error"] = evaluate(model, test_loader, self.device)
+                    if epoch == E:  # the training loss that claims about the final training loss use
+                        train_split = data.eval_loader("train", self.cfg.data.eval_batch_size, pin)
+                        record["train_set_loss"], record["train_set_error"] = evaluate(model, train_split, self.device)
                     record["density"] = weight_density(model, masked.names) if masked.names else 1.0
                     records.append(record)
                     checkpoints = self._end_of_epoch(stage, model, mask, optimizer, records, checkpoints, cycle, epoch)

@@ -15,8 +15,16 @@ from training.data import CORRUPTIONS, DATASETS, LOADERS
 from training.distributed import AMP_DTYPES
 from training.errors import ConfigError
 from training.models import MODELS
-from training.pruning import DISTRIBUTIONS, ERK_VARIANTS, MASK_OPS, METHODS, SCOPES, SMART_RATIO_VARIANTS
-from training.recipes import COUPLING_INITS, RECIPES, WR_SCHEDULES
+from training.pruning import (
+    DISTRIBUTIONS,
+    ERK_VARIANTS,
+    MASK_OPS,
+    METHODS,
+    SCOPES,
+    SMART_RATIO_SCALINGS,
+    SMART_RATIO_VARIANTS,
+)
+from training.recipes import COUPLING_INITS, REARRANGE_FILLS, RECIPES, WR_SCHEDULES
 from training.schedules import DECAYS, SCHEDULES
 
 # dotted config key -> (what it is, the registry or tuple of valid values)
@@ -34,6 +42,8 @@ CHOICES: dict[str, tuple[str, Collection[str]]] = {
     "mask.mask_op": ("mask operation", MASK_OPS),
     "recipe.corrupt": ("corruption", CORRUPTIONS),
     "recipe.coupling_init": ("coupling init", COUPLING_INITS),
+    "recipe.rearrange_fill": ("rearrange fill", REARRANGE_FILLS),
+    "mask.smart_ratio_scaling": ("smart-ratio scaling", SMART_RATIO_SCALINGS),
     "amp": ("amp", AMP_DTYPES),
     "recipe.wr_schedule": ("wr schedule", WR_SCHEDULES),
     "schedule.name": ("schedule", SCHEDULES),
@@ -138,5 +148,9 @@ def _validate_recipe(cfg: TrainConfig) -> None:
             raise ConfigError("recipe coupling needs --mask-from CHECKPOINT")
         if r.coupling_init in ("warmup", "warmup-signs") and not r.warmup_from:
             raise ConfigError(f"coupling init {r.coupling_init} needs --warmup-from CHECKPOINT")
-    elif r.mask_from or r.warmup_from or r.signs_from:
-        raise ConfigError("--mask-from, --warmup-from and --signs-from belong to recipe coupling")
+    elif r.mask_from or r.warmup_from or r.signs_from or r.init_from:
+        raise ConfigError("--mask-from, --warmup-from, --signs-from and --init-from belong to recipe coupling")
+    if r.one_shot and r.name not in ("imp", "wr", "lrr"):
+        raise ConfigError(f"--one-shot belongs to the iterative recipes imp, wr and lrr, not {r.name}")
+    if r.one_shot and r.levels is not None:
+        raise ConfigError("--one-shot prunes in exactly one level; drop --levels")

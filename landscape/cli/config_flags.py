@@ -19,7 +19,7 @@ from typing import Any
 import typer
 
 from landscape.cli.app import param_name
-from training.config import leaf_fields
+from training.config import TrainConfig, leaf_fields
 from training.errors import ConfigError
 from training.validate import CHOICES
 
@@ -58,7 +58,7 @@ def config_parameters(keys: Iterable[str] | None = None) -> list[inspect.Paramet
     """Keyword-only typer parameters for the config leaves ``keys`` (default: all of TrainConfig)."""
     wanted = None if keys is None else set(keys)
     params = []
-    for key, f, tp in leaf_fields():
+    for key, f, tp in leaf_fields(TrainConfig):
         if wanted is not None and key not in wanted:
             continue
         base = _base_type(tp)
@@ -84,7 +84,7 @@ def _parse_tuple(key: str, text: str, tp: Any) -> list[Any]:
 def config_overrides(values: Mapping[str, Any]) -> dict[str, Any]:
     """``{dotted key: value}`` for the generated parameters in ``values`` that were given (not None)."""
     out: dict[str, Any] = {}
-    for key, _f, tp in leaf_fields():
+    for key, _f, tp in leaf_fields(TrainConfig):
         value = values.get(param_name(key))
         if value is None:
             continue

@@ -19,6 +19,7 @@ PRUNE_OPTION_KEYS = (
     "mask.scope",
     "mask.distribution",
     "mask.smart_ratio_variant",
+    "mask.smart_ratio_scaling",
     "mask.erk",
     "mask.samples_per_class",
     "mask.synflow_rounds",

@@ -78,7 +78,7 @@ def test_random_samplers_place_exact_counts(distribution, options, model_name):
     mask = prune(model, "random", 0.9, distribution=distribution, generator=gen, **options)
     from training.pruning import DISTRIBUTIONS
 
-    l2 = model_name == "vgg16"
+    l2 = model_name != "resnet20"  # Su et al.'s code divides by l² for every network that is not a ResNet
     dens = DISTRIBUTIONS[distribution](
         layer_shapes(model, names), 0.1, kinds=layer_kinds(model, names), l2_scaling=l2, **options
     )
@@ -259,13 +259,31 @@ SMART_RATIO_KEPT = {
     0.7: {"conv1.weight": 13, "conv2.weight": 33, "conv3.weight": 66, "fc.weight": 24},
     0.6: {"conv1.weight": 18, "conv2.weight": 47, "conv3.weight": 93, "fc.weight": 24},
 }
+# With the 1/l² rule (Su et al.'s code for every network that is not a ResNet, so for _ThreeConvs by default):
+# r_l / l² = 20, 12/4 = 3, 6/9 = 0.667; TEST = 18·20 + 72·3 + ⌊288 · 0.667⌋ = 360 + 216 + 191 = 767 (float
+# rounding puts 288 · 6/9 just under 192; with 768 every count below is the same).
+# Sparsity 0.7: goal = 113. p_1 = 113·20/767 = 2.946 > 1: conv1 is dense (18) and carries 1.946 · 18 = 35.04
+#   weights; conv2 takes them: ⌊72 · 113·3/767 + 35.04⌋ = ⌊31.82 + 35.04⌋ = 66 (under its 72), the carry is
+#   used up; conv3 ⌊288 · 113·0.667/767⌋ = ⌊28.29⌋ = 28; fc 24.
+SMART_RATIO_KEPT_L2 = {0.7: {"conv1.weight": 18, "conv2.weight": 66, "conv3.weight": 28, "fc.weight": 24}}
 
 
 @pytest.mark.parametrize("sparsity", sorted(SMART_RATIO_KEPT))
 def test_smart_ratio_counts_worked_out_by_hand(sparsity):
     model = _ThreeConvs()
-    mask = prune(model, "random", sparsity, distribution="smart-ratio", generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)
+    mask = prune(model, "random", sparsity, distribution="smart-ratio", generator=gen, l2_scaling=False)
     assert {n: int(m.sum()) for n, m in mask.items()} == SMART_RATIO_KEPT[sparsity]
+
+
+def test_smart_ratio_divides_by_l_squared_on_networks_that_are_not_resnets():
+    gen = torch.Generator().manual_seed(0)
+    mask = prune(_ThreeConvs(), "random", 0.7, distribution="smart-ratio", generator=gen)
+    assert {n: int(m.sum()) for n, m in mask.items()} == SMART_RATIO_KEPT_L2[0.7]
+    from training.pruning import smart_ratio_l2_scaling
+
+    assert smart_ratio_l2_scaling(_model("vgg16")) and not smart_ratio_l2_scaling(_model("resnet20"))
+    assert smart_ratio_l2_scaling(_model("cnn1d")) and not smart_ratio_l2_scaling(_model("cnn1d"), "vgg")
 
 
 def test_smart_ratio_shape_on_resnet20():

@@ -19,6 +19,7 @@ Conventions:
 from training.pruning.densities import (
     DISTRIBUTIONS,
     ERK_VARIANTS,
+    SMART_RATIO_SCALINGS,
     SMART_RATIO_VARIANTS,
     er_balanced_densities,
     erk_densities,
@@ -26,6 +27,7 @@ from training.pruning.densities import (
     layer_shapes,
     random_mask,
     smart_ratio_densities,
+    smart_ratio_l2_scaling,
     uniform_densities,
 )
 from training.pruning.methods import METHODS, PruningMethod, prune, prune_checkpoint, prune_from_config
@@ -46,6 +48,7 @@ __all__ = [
     "MASK_OPS",
     "METHODS",
     "SCOPES",
+    "SMART_RATIO_SCALINGS",
     "SMART_RATIO_VARIANTS",
     "PruningMethod",
     "apply_mask_op",
@@ -64,6 +67,7 @@ __all__ = [
     "rearrange",
     "shuffle_weights",
     "smart_ratio_densities",
+    "smart_ratio_l2_scaling",
     "snip_scores",
     "synflow_prune",
     "synflow_round_scores",

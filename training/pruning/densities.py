@@ -156,6 +156,18 @@ def layer_kinds(model: nn.Module, names: Sequence[str]) -> dict[str, str]:
     return {n: "linear" if isinstance(modules[n.rsplit(".", 1)[0]], nn.Linear) else "conv" for n in names}
 
 
+SMART_RATIO_SCALINGS = ("non-resnet", "vgg")
+
+
+def smart_ratio_l2_scaling(model: nn.Module, rule: str = "non-resnet") -> bool:
+    """Whether smart ratios divide by l² for ``model``: ``non-resnet`` (Su et al.'s code: ``arch !=
+    'resnet'``) for every network whose class is not a ResNet; ``vgg`` for VGG networks only."""
+    if rule not in SMART_RATIO_SCALINGS:
+        raise ConfigError(f"unknown smart-ratio scaling {rule!r}; choose from: {', '.join(SMART_RATIO_SCALINGS)}")
+    name = type(model).__name__.lower()
+    return "resnet" not in name if rule == "non-resnet" else "vgg" in name
+
+
 def random_mask(
     model: nn.Module,
     names: Sequence[str],
@@ -167,13 +179,13 @@ def random_mask(
     **options: Any,
 ) -> Mask:
     """Random mask with exact per-layer counts; densities from ``distribution``. Within each layer the
-    kept weights are drawn uniformly among those ``mask`` keeps. ``l2_scaling=None`` enables the
-    smart-ratio /l² rule for VGG models (Su et al.'s code applies it to every non-ResNet; pass True for that)."""
+    kept weights are drawn uniformly among those ``mask`` keeps. ``l2_scaling=None`` applies the
+    smart-ratio /l² rule as Su et al.'s code does: to every network that is not a ResNet."""
     if distribution not in DISTRIBUTIONS:
         raise ConfigError(f"unknown layer distribution {distribution!r}; choose from: {', '.join(DISTRIBUTIONS)}")
     shapes = layer_shapes(model, names)
     if l2_scaling is None:
-        l2_scaling = "vgg" in type(model).__name__.lower()
+        l2_scaling = smart_ratio_l2_scaling(model)
     densities = DISTRIBUTIONS[distribution](
         shapes, 1.0 - sparsity, kinds=layer_kinds(model, names), l2_scaling=l2_scaling, **options
     )

@@ -27,7 +27,7 @@ from training.config import MaskConfig
 from training.data import DataBundle
 from training.errors import ConfigError
 from training.masks import Mask, apply_mask, density, full_mask, prunable_names
-from training.pruning.densities import random_mask
+from training.pruning.densities import random_mask, smart_ratio_l2_scaling
 from training.pruning.scorers import grasp_scores, magnitude_scores, snip_scores, synflow_prune
 from training.pruning.thresholds import SCOPES, check_sparsity, threshold_mask
 
@@ -68,7 +68,7 @@ class PruningMethod:
     @property
     def config_fields(self) -> tuple[str, ...]:
         """The :class:`MaskConfig` fields this method reads (besides method, sparsity and the prunable set)."""
-        extra = ("scope",) if self.run is not _random else ()
+        extra = ("scope",) if self.run is not _random else ("smart_ratio_scaling",)
         return (*extra, *self.config.values(), *(("samples_per_class",) if self.needs_data else ()))
 
 
@@ -78,6 +78,7 @@ METHODS: dict[str, PruningMethod] = {
         _random,
         accepts=("distribution", "variant", "erk", "generator", "l2_scaling", "linear_keep_ratio"),
         config={"distribution": "distribution", "variant": "smart_ratio_variant", "erk": "erk"},
+        # l2_scaling comes from mask.smart_ratio_scaling and the model (see prune_from_config)
     ),
     "magnitude": PruningMethod("|w|", _scored(magnitude_scores)),
     "snip": PruningMethod(
@@ -167,6 +168,8 @@ def prune_from_config(
     options: dict[str, Any] = {opt: getattr(cfg, field) for opt, field in entry.config.items()}
     if "generator" in entry.accepts:
         options["generator"] = torch.Generator().manual_seed(seed)
+    if "l2_scaling" in entry.accepts:
+        options["l2_scaling"] = smart_ratio_l2_scaling(model, cfg.smart_ratio_scaling)
     if "seed" in entry.accepts:
         options["seed"] = seed
     if "input_shape" in entry.accepts:
