@@ -191,6 +191,11 @@ class TrainConfig:
     optim: OptimConfig = section(OptimConfig, "SGD.")
     recipe: RecipeConfig = section(RecipeConfig, "Experiment.")
     seed: int = opt(0, help="Seed of initialisation, mask, data order and augmentation.")
+    data_seed: int | None = opt(
+        None,
+        help="Seed of the data order and augmentation alone (default: --seed); e.g. one initialisation "
+        "trained on two data orders, Frankle et al.'s instability analysis.",
+    )
     amp: str = opt("none", help="Mixed precision for the training forward pass (analyses stay fp32).")
     name: str = opt("", help="Run folder prefix (default: <model>-<dataset>).", semantic=False)
     device: str = opt("auto", help="auto, cpu, cuda or cuda:N.", semantic=False)

@@ -308,9 +308,10 @@ class Trainer:
         self, stage, model, masked, optimizer, data, cycle, epoch, global_epoch, steps_per_epoch, total_steps, pin
     ):
         cfg = self.cfg
-        # Every random draw of this epoch (order, augmentation, dropout) depends only on (seed, global epoch).
-        torch.manual_seed(derive_seed(cfg.seed, "epoch", global_epoch))
-        loader = data.train_loader(cfg.data.batch_size, derive_seed(cfg.seed, "order", global_epoch), pin)
+        # Every random draw of this epoch (order, augmentation, dropout) depends only on (data seed, global epoch).
+        data_seed = cfg.seed if cfg.data_seed is None else cfg.data_seed
+        torch.manual_seed(derive_seed(data_seed, "epoch", global_epoch))
+        loader = data.train_loader(cfg.data.batch_size, derive_seed(data_seed, "order", global_epoch), pin)
         model.train()
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         wrong = torch.zeros((), dtype=torch.int64, device=self.device)
