@@ -20,8 +20,9 @@ analyze: {lmc: consecutive, hessian_k: 1, points: 11}   # options for `--analyze
 Runs are named by their config hash (``<out>/<name>-<hash>``), so a run already complete is skipped,
 an interrupted one resumes from its ``resume.pt``, and resubmitting a sweep runs only what is not
 done. Jobs are ``submitit.helpers.Checkpointable``: on Slurm preemption or timeout they are requeued
-and resume. No scheduling is done here beyond submitit's: the local executor is fed at most
-``max_parallel`` jobs at a time, Slurm gets one array job with that parallelism.
+and resume. The local executor runs ``runs_per_device`` jobs at a time on each GPU (or on the CPU), a
+new one as soon as one ends; Slurm gets one array job with ``max_parallel`` tasks at a time, each
+training ``runs_per_device`` runs per GPU it is given (:mod:`landscape.packing`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from landscape.packing import TrainGroupJob, cpu_count, device_slots, fill_slots, gpu_count, groups
 from training.config import TrainConfig, from_dict, replace_dotted, to_yaml
 from training.errors import ConfigError, UserError
 from training.fileio import read_json
@@ -110,13 +112,19 @@ def run_status(cfg: TrainConfig, out: Path) -> str:
 class TrainJob:
     """A picklable training job for submitit; requeued jobs resume from the run's ``resume.pt``."""
 
-    def __init__(self, config_yaml: str, out: str):
+    def __init__(self, config_yaml: str, out: str, threads: int | None = None):
         self.config_yaml = config_yaml
         self.out = out
+        self.threads = threads  # torch CPU threads (a share of the cores when jobs run side by side)
 
     def __call__(self) -> str:
         from training.config import from_yaml_text
         from training.run import train
+
+        if self.threads:
+            import torch
+
+            torch.set_num_threads(self.threads)
 
         return str(train(from_yaml_text(self.config_yaml), self.out, quiet=True).run_dir)
 
@@ -157,14 +165,19 @@ class AnalyzeJob:
         return submitit.helpers.DelayedSubmission(self)
 
 
-def make_executor(kind: str, folder: Path, options: Mapping[str, Any], max_parallel: int) -> Any:
-    """A submitit executor: ``local`` or ``slurm`` (``timeout_min`` and ``slurm: {...}`` options)."""
+def make_executor(kind: str, folder: Path, options: Mapping[str, Any], max_parallel: int | None = 1) -> Any:
+    """A submitit executor: ``local`` or ``slurm`` (``timeout_min`` and ``slurm: {...}`` options).
+    Slurm runs at most ``max_parallel`` array tasks at once (default 1)."""
     import submitit
 
     if kind not in ("local", "slurm"):
         raise UserError(f"unknown executor {kind!r}; choose from: local, slurm")
-    executor = submitit.AutoExecutor(folder=str(folder), cluster=kind)
     params: dict[str, Any] = {"timeout_min": int(options.get("timeout_min", 240))}
+    if kind == "local":  # submitit's own class: its per-job visible_gpus pins each job to a slot's GPU
+        local = submitit.LocalExecutor(folder=str(folder))
+        local.update_parameters(**params)
+        return local
+    executor = submitit.AutoExecutor(folder=str(folder), cluster=kind)
     if kind == "slurm":
         slurm = dict(options.get("slurm") or {})
         params.update(
@@ -178,7 +191,7 @@ def make_executor(kind: str, folder: Path, options: Mapping[str, Any], max_paral
                 for k, v in slurm.items()
             }
         )
-        params["slurm_array_parallelism"] = max_parallel
+        params["slurm_array_parallelism"] = 1 if max_parallel is None else max_parallel
     executor.update_parameters(**params)
     return executor
 
@@ -198,18 +211,22 @@ class SweepReport:
 def submit(
     sweep: Sweep,
     executor: str = "local",
-    max_parallel: int = 1,
+    max_parallel: int | None = None,
     dry_run: bool = False,
     analyze: bool = False,
     wait: bool = True,
+    runs_per_device: int = 1,
 ) -> SweepReport:
     """Submit the runs that are not complete (diverged runs are not retried); optionally analyse all
     complete runs afterwards. With ``wait`` (always for the local executor) the jobs' outcomes are
     collected; a failed job is reported, not raised. On Slurm without ``wait``, the analysis job is
     queued with a dependency on the training jobs (it starts once they have all ended) and analyses
-    the runs complete by then; :attr:`SweepReport.analysis_job` is its job id."""
-    if max_parallel < 1:
-        raise UserError("--max-parallel must be at least 1")
+    the runs complete by then; :attr:`SweepReport.analysis_job` is its job id.
+
+    ``runs_per_device`` jobs share each GPU (see :mod:`landscape.packing`). ``max_parallel``: local, the
+    number of jobs at once, spread over the GPUs (default: ``runs_per_device`` per GPU, or on the CPU);
+    Slurm, the array tasks at once (default 1)."""
+    slots = device_slots(runs_per_device, gpu_count(), max_parallel, cpu_count())  # checks both numbers
     out = sweep.out
     before = {cfg.run_name: run_status(cfg, out) for cfg in sweep.configs}
     todo = [cfg for cfg in sweep.configs if before[cfg.run_name] in ("new", "interrupted")]
@@ -222,17 +239,30 @@ def submit(
     names = [cfg.run_name for cfg in todo]
     submitted: list[Any] = []
     if executor == "slurm":
+        batches = [[name] for name in names]
+        if runs_per_device > 1:  # each array task trains runs_per_device runs per GPU it is given
+            per_task = runs_per_device * max(1, int((sweep.executor.get("slurm") or {}).get("gpus_per_node") or 1))
+            batches = groups(names, per_task)
+            yamls = dict(zip(names, (job.config_yaml for job in jobs), strict=True))
+            jobs = [TrainGroupJob([(n, yamls[n]) for n in batch], str(out), runs_per_device) for batch in batches]
         if jobs:
             with ex.batch():  # one Slurm array; each element keeps its requeue (checkpoint) hook
                 submitted = [ex.submit(job) for job in jobs]
         if wait:
-            for name, job in zip(names, submitted, strict=True):
-                report.finished[name] = _outcome(job)
-    else:  # the local executor runs everything at once: feed it max_parallel jobs at a time
-        for start in range(0, len(jobs), max_parallel):
-            chunk = [ex.submit(job) for job in jobs[start : start + max_parallel]]
-            for name, job in zip(names[start : start + max_parallel], chunk, strict=True):
-                report.finished[name] = _outcome(job)
+            for batch, job in zip(batches, submitted, strict=True):
+                report.finished.update(
+                    _group_outcomes(job, batch) if runs_per_device > 1 else {batch[0]: _outcome(job)}
+                )
+    else:  # local: one job per free slot (runs_per_device per GPU, or on the CPU), refilled as jobs end
+
+        def start(job: TrainJob, slot: Any) -> Any:
+            ex.update_parameters(**slot.local_parameters())
+            job.threads = slot.threads
+            return ex.submit(job)
+
+        for name, job in zip(names, fill_slots(jobs, slots, start, lambda j: j.done()), strict=True):
+            report.finished[name] = _outcome(job)
+        ex.update_parameters(gpus_per_node=gpu_count(), visible_gpus=())  # the analysis job sees every GPU
     if analyze:
         run_dirs = [str(out / cfg.run_name) for cfg in sweep.configs]
         pending = executor == "slurm" and not wait and bool(submitted)
@@ -257,6 +287,14 @@ def slurm_dependency(jobs: list[Any]) -> str:
     """``afterany:<id>[:<id>...]``: start after every job of ``jobs`` has ended (array ids ``A_i`` -> ``A``)."""
     ids = dict.fromkeys(str(job.job_id).split("_")[0] for job in jobs)
     return "afterany:" + ":".join(ids)
+
+
+def _group_outcomes(job: Any, names: list[str]) -> dict[str, str]:
+    """Outcomes of the runs ``names`` of one :class:`TrainGroupJob` (all failed if the task itself failed)."""
+    try:
+        return dict(job.result())
+    except Exception:
+        return dict.fromkeys(names, _outcome(job))
 
 
 def _outcome(job: Any) -> str:

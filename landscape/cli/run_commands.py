@@ -103,7 +103,15 @@ app.command()(with_parameters(prune, config_parameters(PRUNE_OPTION_KEYS)))
 def sweep(
     sweep_file: Path = typer.Argument(..., help="Sweep YAML: out, base, grid, executor, analyze."),
     executor: str = typer.Option("local", help="local (this machine) or slurm."),
-    max_parallel: int = typer.Option(1, help="Jobs running at once."),
+    max_parallel: int = typer.Option(
+        None,
+        help="Local: jobs at once, spread over the GPUs (default: --runs-per-device per GPU, or on the CPU). "
+        "Slurm: array tasks at once (default 1).",
+    ),
+    runs_per_device: int = typer.Option(
+        1,
+        help="Jobs sharing one GPU at once (models too small to fill it); on Slurm, runs per GPU of each task.",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would run and what is done; submit nothing."),
     analyze: bool = typer.Option(
         False,
@@ -118,7 +126,15 @@ def sweep(
     from landscape.sweep import load_sweep, submit
 
     spec = load_sweep(sweep_file, out)
-    report = submit(spec, executor=executor, max_parallel=max_parallel, dry_run=dry_run, analyze=analyze, wait=wait)
+    report = submit(
+        spec,
+        executor=executor,
+        max_parallel=max_parallel,
+        dry_run=dry_run,
+        analyze=analyze,
+        wait=wait,
+        runs_per_device=runs_per_device,
+    )
     table = Table(title=f"sweep: {len(report.before)} runs under {report.out}")
     for col in ("run", "before", "after"):
         table.add_column(col)

@@ -1,5 +1,6 @@
 """Sweeps through submitit's local executor: a real grid, resubmission, a killed job, analysis."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -161,3 +162,102 @@ def test_slurm_no_wait_with_nothing_to_train_queues_the_analysis_and_returns(tmp
     assert [p.name for p in record.iterdir()] == ["0.sh"]
     script = (record / "0.sh").read_text()
     assert "--dependency" not in script and "--array" not in script
+
+
+# --------------------------------------------------------------------------- several runs per device
+
+
+def test_device_slots_share_gpus_round_robin_and_cores_equally():
+    from landscape.packing import Slot, device_slots
+    from training.errors import UserError
+
+    assert device_slots(2, 0, cpus=2) == [Slot(None, 1), Slot(None, 1)]  # no GPU: two jobs on the CPU
+    slots = device_slots(2, 3, cpus=12)
+    assert [s.gpu for s in slots] == [0, 1, 2, 0, 1, 2] and {s.threads for s in slots} == {2}
+    assert [s.gpu for s in device_slots(2, 3, max_parallel=4, cpus=12)] == [0, 1, 2, 0]
+    assert slots[0].local_parameters() == {"gpus_per_node": 1, "visible_gpus": [0]}
+    assert Slot(None, 1).local_parameters() == {"gpus_per_node": 0, "visible_gpus": ()}
+    with pytest.raises(UserError, match="--runs-per-device must be at least 1"):
+        device_slots(0, 1)
+    with pytest.raises(UserError, match="--max-parallel must be at least 1"):
+        device_slots(1, 1, max_parallel=0)
+
+
+def test_fill_slots_starts_a_task_as_soon_as_a_slot_frees():
+    from landscape.packing import device_slots, fill_slots
+
+    clock = {"t": 0}
+    running: list[dict] = []
+    log = []
+
+    def start(task, slot):
+        handle = {"task": task, "slot": slot, "ends": clock["t"] + task}
+        running.append(handle)
+        log.append((clock["t"], task, len(running)))
+        return handle
+
+    def done(handle):
+        clock["t"] += 1  # every poll advances a fake clock
+        finished = handle["ends"] <= clock["t"]
+        if finished and handle in running:
+            running.remove(handle)
+        return finished
+
+    handles = fill_slots([5, 1, 1, 1, 3], device_slots(2, 0), start, done, poll_s=0)
+    assert [h["task"] for h in handles] == [5, 1, 1, 1, 3]
+    assert max(n for _, _, n in log) == 2  # never more than two at once
+    assert [task for _, task, _ in log] == [5, 1, 1, 1, 3]  # started in order, the short ones beside the long one
+    assert log[1][0] == 0 and log[2][0] > 0
+
+
+@pytest.mark.slow
+def test_local_sweep_runs_two_jobs_per_device_at_once(tmp_path):
+    import pickle
+
+    from landscape.packing import cpu_count
+
+    spec = load_sweep(write(tmp_path, epochs=4))
+    spec.configs = spec.configs[:4]
+    report = submit(spec, runs_per_device=2)
+    assert sorted(report.finished.values()) == ["complete"] * 4
+    runs = [spec.out / cfg.run_name for cfg in spec.configs]
+    spans = sorted(((r / "config.yaml").stat().st_mtime, (r / "manifest.json").stat().st_mtime) for r in runs)
+    assert spans[1][0] < spans[0][1]  # the second run started before the first ended
+    jobs = [pickle.loads(p.read_bytes()).function for p in (spec.out / ".submitit").glob("*_submitted.pkl")]
+    assert len(jobs) == 4 and {job.threads for job in jobs} == {max(1, cpu_count() // 2)}
+
+
+def test_slurm_packs_runs_per_gpu_into_each_array_task(tmp_path, monkeypatch):
+    import pickle
+
+    from landscape.packing import TrainGroupJob
+
+    record = _fake_slurm(tmp_path, monkeypatch)
+    spec = load_sweep(write(tmp_path))
+    report = submit(spec, executor="slurm", max_parallel=2, wait=False, runs_per_device=2)
+    assert len(report.submitted) == 8
+    script = (record / "0.sh").read_text()
+    assert "#SBATCH --array=0-3%2" in script  # 8 runs, 2 per task (one GPU per task by default)
+    tasks = [pickle.loads(p.read_bytes()).function for p in (spec.out / ".submitit").glob("*_submitted.pkl")]
+    assert all(isinstance(t, TrainGroupJob) and t.runs_per_device == 2 for t in tasks)
+    assert sorted(n for t in tasks for n, _ in t.configs) == sorted(cfg.run_name for cfg in spec.configs)
+    spec.executor = {"slurm": {"gpus_per_node": 2}}  # two GPUs per task: four runs each
+    spec.out = tmp_path / "runs2"
+    submit(spec, executor="slurm", max_parallel=2, wait=False, runs_per_device=2)
+    assert "#SBATCH --array=0-1%2" in (record / "1.sh").read_text()
+
+
+@pytest.mark.slow
+def test_group_job_trains_its_runs_side_by_side_and_reports_each(tmp_path):
+    from landscape.packing import TrainGroupJob
+    from training.config import to_yaml
+
+    spec = load_sweep(write(tmp_path))
+    good = spec.configs[:2]
+    bad = dataclasses.replace(good[0], data=dataclasses.replace(good[0].data, name="cifar10"))
+    configs = [(cfg.run_name, to_yaml(cfg)) for cfg in [*good, bad]]
+    outcomes = TrainGroupJob(configs, str(spec.out), runs_per_device=2)()
+    assert [outcomes[cfg.run_name] for cfg in good] == ["complete", "complete"]
+    assert outcomes[bad.run_name] == "failed: error: dataset cifar10 needs --data-root DIR (nothing is downloaded)"
+    for cfg in good:
+        assert json.loads((spec.out / cfg.run_name / "manifest.json").read_text())["status"] == "complete"
