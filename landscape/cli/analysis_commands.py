@@ -92,7 +92,7 @@ def interpolate(
 @app.command()
 def hessian(
     ckpt: Path = typer.Argument(..., help="Checkpoint (its mask defines the sparse subspace)."),
-    top_k: int = typer.Option(1, "--top-k", help="Number of top eigenvalues."),
+    k: int = typer.Option(1, "--top-k", help="Number of top eigenvalues."),
     trace: bool = typer.Option(False, "--trace", help="Also estimate the trace (Hutchinson)."),
     density: bool = typer.Option(False, "--density", help="Also estimate the spectral density (SLQ)."),
     batches: int = typer.Option(1, help="Training batches the Hessian is averaged over."),
@@ -123,7 +123,7 @@ def hessian(
     chosen = list(itertools.islice(bundle.eval_loader("train", batch_size), batches))
     parts = [
         hessian_eigenvalues(
-            c, chosen, k=top_k, tol=tol, max_iter=max_iter, method=method, subspace=subspace, seed=seed, device=device
+            c, chosen, k=k, tol=tol, max_iter=max_iter, method=method, subspace=subspace, seed=seed, device=device
         )
     ]
     table = Table(
@@ -132,10 +132,10 @@ def hessian(
     )
     for col in ("k", "eigenvalue", "residual"):
         table.add_column(col, justify="right")
-    for k, val, res in zip(
+    for rank, val, res in zip(
         parts[0]["k"].values, parts[0]["eigenvalue"].values, parts[0]["residual"].values, strict=True
     ):
-        table.add_row(str(k), f"{val:.6g}", f"{res:.2e}")
+        table.add_row(str(rank), f"{val:.6g}", f"{res:.2e}")
     out_console.print(table)
     if trace:
         t = hessian_trace(c, chosen, subspace=subspace, seed=seed, device=device)

@@ -1,25 +1,21 @@
-"""Hessian spectra of the training loss on a parameter subspace.
+"""Hessian spectra of the training loss on a parameter subspace, as Datasets.
 
-Operator (:class:`HessianOperator`). The Hessian is that of the **mean cross-entropy over all of
-``data``** (batch losses weighted by batch size), with the model in **eval mode**, w.r.t. a flat
-vector of coordinates. ``subspace="mask"`` (the default when a mask is given) keeps every parameter
-except the pruned entries of the masked ones, so a sparse network's spectrum lives on its sparse
-subspace (rigl's "sparse spectrum"); ``subspace="dense"`` uses every coordinate, as PyHessian does.
-Hessian-vector products are double-backward products accumulated batch by batch, so memory does not
-grow with the number of batches. With a single batch the first-order graph is built once and reused
-(as PyHessian does), which trades activation memory for speed.
+Operator: :class:`~landscape.hessian.operators.HessianOperator`. The Hessian is that of the **mean
+cross-entropy over all of** ``data`` (batch losses weighted by batch size), with the model in **eval
+mode**, w.r.t. a flat vector of coordinates. ``subspace="mask"`` (the default when a mask is given)
+keeps every parameter except the pruned entries of the masked ones, so a sparse network's spectrum
+lives on its sparse subspace (rigl's "sparse spectrum"); ``subspace="dense"`` uses every coordinate, as
+PyHessian does. ``data`` is read once into a list of batches (a generator works).
 
-Algorithms are pure functions of a ``matvec`` callable and return residuals:
+Algorithms (:mod:`landscape.hessian.algorithms`) are pure functions of the operator:
 
-* :func:`lanczos` — top-k by Lanczos with full reorthogonalisation (Ritz values of the tridiagonal
-  matrix from ``scipy.linalg.eigh_tridiagonal``); converged when every residual estimate
-  ``β_m |s_{m,i}|`` is at most ``tol · |θ_i|``.
-* :func:`eigsh` — scipy's ARPACK ``eigsh`` on a ``LinearOperator`` (``which="LA"``).
-* :func:`power_iteration` — deflated power iteration as PyHessian (stop when the Rayleigh quotient
-  changes by less than ``tol`` relatively); it finds the eigenvalues of largest *magnitude*.
-* :func:`hutchinson` — trace with Rademacher probes; stops when the standard error falls under
-  ``tol · |trace|``.
-* :func:`slq` — stochastic Lanczos quadrature nodes and weights for the spectral density.
+* ``lanczos`` — top-k by Lanczos with full reorthogonalisation; converged when every residual estimate
+  ``β_m |s_{m,i}|`` is at most ``tol · |θ_i|``; an invariant Krylov space (low rank, repeated
+  eigenvalues) is handled by restarting, so k eigenvalues always come back;
+* ``eigsh`` — scipy's ARPACK ``eigsh`` (``which="LA"``), at most ``max_iter`` products;
+* ``power`` — deflated power iteration as PyHessian (largest *magnitude*);
+* ``pyhessian`` — the PyHessian package itself, as a cross-check (dense only);
+* Hutchinson for the trace, stochastic Lanczos quadrature for the density.
 
 Units: eigenvalues and traces are in nats per squared parameter unit (curvature of the mean loss).
 """
@@ -36,7 +32,7 @@ import xarray as xr
 from torch import nn
 
 from landscape.hessian.algorithms import (
-    EigenResult,
+    SpectrumResult,
     _check_k,
     density_on_grid,
     eigsh,
@@ -46,14 +42,24 @@ from landscape.hessian.algorithms import (
     slq,
 )
 from landscape.hessian.operators import HessianOperator
-from landscape.hessian.pyhessian_backend import _pyhessian
+from landscape.hessian.pyhessian_backend import pyhessian_eigenvalues
 from landscape.results import provenance
 from training.checkpoint import Checkpoint, as_checkpoint
 from training.errors import UserError
 from training.evaluate import resolve_device
 
+EIGEN_METHODS: dict[str, Callable[..., SpectrumResult]] = {
+    "lanczos": lanczos,
+    "eigsh": eigsh,
+    "power": power_iteration,
+}
+METHODS = (*EIGEN_METHODS, "pyhessian")
 
-def _resolve(model: Any, mask: Any, subspace: str | None) -> tuple[nn.Module, dict | None, str, dict[str, Any]]:
+
+def _operator(
+    model: Any, data: Iterable, mask: Any, subspace: str | None, device: Any, **options: Any
+) -> tuple[HessianOperator, nn.Module, str, dict[str, Any]]:
+    """The operator for a module, checkpoint or path; ``mask`` defaults to the checkpoint's."""
     attrs: dict[str, Any] = {}
     if isinstance(model, Checkpoint | str | os.PathLike):
         ckpt = as_checkpoint(model)
@@ -62,19 +68,17 @@ def _resolve(model: Any, mask: Any, subspace: str | None) -> tuple[nn.Module, di
         mask = ckpt.mask if mask is None else mask
     if subspace is None:
         subspace = "mask" if mask else "dense"
-    return model, (mask if subspace == "mask" else None), subspace, attrs
-
-
-EIGEN_METHODS: dict[str, Callable[..., EigenResult]] = {
-    "lanczos": lanczos,
-    "eigsh": eigsh,
-    "power": power_iteration,
-}
+    dev = resolve_device(device) if device is not None else next(model.parameters()).device
+    op = HessianOperator(
+        model, data, mask=mask if subspace == "mask" else None, subspace=subspace, device=dev, **options
+    )
+    return op, model, subspace, attrs
 
 
 def hessian_eigenvalues(
     model: nn.Module | Checkpoint | str,
     data: Iterable,
+    *,
     k: int = 1,
     mask: Mapping[str, torch.Tensor] | None = None,
     tol: float = 1e-3,
@@ -89,25 +93,27 @@ def hessian_eigenvalues(
 
     ``model`` may be a module, a :class:`Checkpoint` or a path (then ``mask`` defaults to its mask).
     ``subspace`` defaults to ``mask`` when a mask is given, else ``dense``. ``method``: lanczos,
-    eigsh, power or pyhessian (the PyHessian package, dense only, as a cross-check).
+    eigsh, power or pyhessian (the PyHessian package, dense only, as a cross-check). ``max_iter``
+    bounds the Hessian-vector products (Lanczos steps, ARPACK products; power: per eigenvalue).
     ``criterion`` (lanczos only): ``residual`` (default) or ``change`` (PyHessian's relative-change test).
-    Returns a Dataset with ``eigenvalue(k)`` (descending), ``residual(k)`` and ``iterations(k)``.
+    Returns a Dataset with ``eigenvalue(k)`` (descending), ``residual(k)`` and ``iterations(k)``; attrs
+    include ``hvp_count`` and ``converged`` (1/0; absent for pyhessian, which does not say).
     """
-    model, mask, subspace, attrs = _resolve(model, mask, subspace)
-    if method not in (*EIGEN_METHODS, "pyhessian"):
-        raise UserError(f"unknown Hessian method {method!r}; choose from: {', '.join([*EIGEN_METHODS, 'pyhessian'])}")
-    dev = resolve_device(device) if device is not None else next(model.parameters()).device
-    op = HessianOperator(model, data, mask, subspace, dev)
+    if method not in METHODS:
+        raise UserError(f"unknown method {method!r}; choose from: {', '.join(METHODS)}", param="method")
+    op, module, subspace, attrs = _operator(model, data, mask, subspace, device)
     _check_k(k, op.dim)
     generator = torch.Generator().manual_seed(seed)
     if method == "pyhessian":
         if subspace != "dense":
-            raise UserError("method pyhessian covers every parameter; use --subspace dense")
-        result = _pyhessian(model, data, k, tol, max_iter, seed, dev)
+            raise UserError("method pyhessian needs subspace dense (it covers every parameter)", param="subspace")
+        result = pyhessian_eigenvalues(module, op.batches, k=k, tol=tol, max_iter=max_iter, seed=seed, device=op.device)
     elif method == "lanczos":
-        result = lanczos(op.matvec, op.dim, k, tol, max_iter, generator, op.dtype, op.device, criterion=criterion)
+        result = lanczos(op, k=k, tol=tol, max_iter=max_iter, generator=generator, criterion=criterion)
     else:
-        result = EIGEN_METHODS[method](op.matvec, op.dim, k, tol, max_iter, generator, op.dtype, op.device)
+        result = EIGEN_METHODS[method](op, k=k, tol=tol, max_iter=max_iter, generator=generator)
+    if result.converged is not None:
+        attrs["converged"] = int(result.converged)
     ds = xr.Dataset(
         {
             "eigenvalue": ("k", result.eigenvalues.astype(float)),
@@ -123,7 +129,7 @@ def hessian_eigenvalues(
             "tol": tol,
             "max_iter": max_iter,
             "hvp_count": op.matvecs,
-            "n_samples": op.n_samples or -1,
+            "n_samples": op.n_samples,
             "seed": seed,
             "loss": "mean cross-entropy over all of data, eval mode",
         },
@@ -136,36 +142,44 @@ def hessian_eigenvalues(
 def hessian_trace(
     model: nn.Module | Checkpoint | str,
     data: Iterable,
+    *,
     mask: Mapping[str, torch.Tensor] | None = None,
     tol: float = 1e-2,
     max_probes: int = 100,
     subspace: str | None = None,
     seed: int = 0,
     device: str | torch.device | None = None,
+    chunk_size: int = 1,
 ) -> xr.Dataset:
-    """Hutchinson estimate of the Hessian trace on the subspace: ``trace``, ``trace_stderr``, ``probes``."""
-    model, mask, subspace, attrs = _resolve(model, mask, subspace)
-    dev = resolve_device(device) if device is not None else next(model.parameters()).device
-    op = HessianOperator(model, data, mask, subspace, dev)
-    trace, stderr, n = hutchinson(
-        op.matvec,
-        op.dim,
-        tol,
-        max_probes,
-        min(10, max_probes),
-        torch.Generator().manual_seed(seed),
-        op.dtype,
-        op.device,
+    """Hutchinson estimate of the Hessian trace on the subspace: ``trace``, ``trace_stderr``, ``probes``
+    (nats per squared parameter unit). Probes go through the operator in blocks of 10, one pass over
+    ``data`` per block; ``chunk_size`` of them share one vmapped double-backward (more memory)."""
+    op, _module, subspace, attrs = _operator(model, data, mask, subspace, device, chunk_size=chunk_size)
+    result = hutchinson(
+        op,
+        tol=tol,
+        max_probes=max_probes,
+        min_probes=min(10, max_probes),
+        generator=torch.Generator().manual_seed(seed),
     )
     return xr.Dataset(
-        {"trace": trace, "trace_stderr": stderr, "probes": n},
-        attrs={**attrs, "subspace": subspace, "dimension": op.dim, "tol": tol, "seed": seed},
+        {"trace": result.trace, "trace_stderr": result.stderr, "probes": result.probes},
+        attrs={
+            **attrs,
+            "subspace": subspace,
+            "dimension": op.dim,
+            "tol": tol,
+            "seed": seed,
+            "converged": int(result.converged),
+            "hvp_count": op.matvecs,
+        },
     )
 
 
 def hessian_density(
     model: nn.Module | Checkpoint | str,
     data: Iterable,
+    *,
     mask: Mapping[str, torch.Tensor] | None = None,
     probes: int = 1,
     steps: int = 100,
@@ -176,11 +190,11 @@ def hessian_density(
     device: str | torch.device | None = None,
 ) -> xr.Dataset:
     """SLQ spectral density: ``nodes(probe, node)``, ``weights(probe, node)`` and ``density(t)`` on a
-    grid spanning the nodes (Gaussian kernel of width ``sigma``, default 1% of the node range)."""
-    model, mask, subspace, attrs = _resolve(model, mask, subspace)
-    dev = resolve_device(device) if device is not None else next(model.parameters()).device
-    op = HessianOperator(model, data, mask, subspace, dev)
-    nodes, weights = slq(op.matvec, op.dim, probes, steps, torch.Generator().manual_seed(seed), op.dtype, op.device)
+    grid spanning the nodes (Gaussian kernel of width ``sigma``, default 1% of the node range); ``t`` and
+    ``sigma`` in nats per squared parameter unit, ``density`` in its inverse (integrates to 1)."""
+    op, _module, subspace, attrs = _operator(model, data, mask, subspace, device)
+    result = slq(op, probes=probes, steps=steps, generator=torch.Generator().manual_seed(seed))
+    nodes, weights = result.nodes, result.weights
     lo, hi = float(np.nanmin(nodes)), float(np.nanmax(nodes))
     span = max(hi - lo, 1e-12)
     sigma = sigma or 0.01 * span
@@ -189,7 +203,7 @@ def hessian_density(
         {
             "nodes": (("probe", "node"), nodes),
             "weights": (("probe", "node"), weights),
-            "density": ("t", density_on_grid(nodes, weights, t, sigma)),
+            "density": ("t", density_on_grid(nodes, weights, t, sigma=sigma)),
         },
         coords={"t": t},
         attrs={**attrs, "subspace": subspace, "dimension": op.dim, "sigma": sigma, "steps": steps, "seed": seed},

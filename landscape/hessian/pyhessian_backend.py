@@ -1,26 +1,37 @@
-"""The PyHessian package as a cross-check backend (dense, every parameter, power iteration)."""
+"""The PyHessian package (Yao et al. 2020) as a cross-check backend: dense, every parameter, its own
+deflated power iteration with its relative-change stopping rule."""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from landscape.hessian.algorithms import EigenResult
+from landscape.hessian.algorithms import SpectrumResult
 from training.errors import UserError
 
 
-def _pyhessian(
-    model: nn.Module, data: Iterable, k: int, tol: float, max_iter: int, seed: int, device: torch.device
-) -> EigenResult:
+def pyhessian_eigenvalues(
+    model: nn.Module,
+    batches: Sequence,
+    *,
+    k: int,
+    tol: float,
+    max_iter: int,
+    seed: int,
+    device: torch.device,
+) -> SpectrumResult:
+    """Top-k eigenvalues from ``pyhessian.hessian(...).eigenvalues(maxIter=max_iter, tol=tol, top_n=k)``
+    on the mean cross-entropy over ``batches`` (PyHessian puts the model in eval mode itself). PyHessian
+    reports neither residuals (NaN), iterations nor products (-1), nor convergence (None)."""
     try:
         from pyhessian import hessian as pyhessian_hessian
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise UserError("method pyhessian needs the PyHessian package: pip install pyhessian") from exc
-    batches = list(data)
+        raise UserError("method pyhessian needs the PyHessian package: pip install pyhessian", param="method") from exc
+    batches = list(batches)
     net = copy.deepcopy(model).to(device)
     criterion = nn.CrossEntropyLoss()
     with torch.random.fork_rng(devices=[]):
@@ -32,4 +43,4 @@ def _pyhessian(
             h = pyhessian_hessian(net, criterion, dataloader=batches, cuda=device.type == "cuda")
         vals, _ = h.eigenvalues(maxIter=max_iter, tol=tol, top_n=k)
     order = np.argsort(vals)[::-1]
-    return EigenResult(np.array(vals)[order], np.full(k, np.nan), np.full(k, -1))
+    return SpectrumResult(np.array(vals)[order], np.full(k, np.nan), np.full(k, -1), -1, None)

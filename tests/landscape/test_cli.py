@@ -321,9 +321,10 @@ def test_analysis_commands(tmp_path, tiny_run, capsys):
 def test_analysis_command_errors(tmp_path, tiny_run, capsys):
     run = tiny_run.run_dir
     for args, message in [
-        (["hessian", str(run / "cycle_2.pt"), "--top-k", "100000"], "larger than the subspace dimension"),
-        (["hessian", str(run / "cycle_2.pt"), "--subspace", "sparse"], "unknown subspace"),
-        (["hessian", str(run / "cycle_2.pt"), "--method", "newton"], "unknown Hessian method"),
+        (["hessian", str(run / "cycle_2.pt"), "--top-k", "100000"], "--top-k = 100000 is larger than the subspace"),
+        (["hessian", str(run / "cycle_2.pt"), "--subspace", "sparse"], "unknown --subspace 'sparse'"),
+        (["hessian", str(run / "cycle_2.pt"), "--top-k", "3", "--max-iter", "2"], "--max-iter = 2 is smaller than"),
+        (["hessian", str(run / "cycle_2.pt"), "--method", "newton"], "unknown --method 'newton'"),
         (["surface", str(run / "cycle_2.pt"), str(run / "cycle_1.pt")], "one checkpoint or three"),
         (["surface", str(run / "cycle_2.pt"), "--span", "wide"], "--span must be two"),
         (["analyze", str(tmp_path)], "not a run folder"),
