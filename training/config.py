@@ -16,6 +16,16 @@ from typing import Any
 
 import yaml
 
+from training.checks import (
+    AT_LEAST_ONE,
+    COUNT,
+    FRACTION,
+    NON_NEGATIVE,
+    OPEN_FRACTION,
+    POSITIVE,
+    UNIT,
+    Range,
+)
 from training.errors import ConfigError
 from training.fields import (
     HASH_LENGTH,
@@ -43,10 +53,16 @@ class DataConfig:
         flag="--data-root",
         semantic=False,
     )
-    batch_size: int = opt(128, help="Training batch size.")
-    eval_batch_size: int = opt(1000, help="Batch size for evaluation and BatchNorm recalibration.", semantic=False)
+    batch_size: int = opt(128, help="Training batch size.", valid=AT_LEAST_ONE)
+    eval_batch_size: int = opt(
+        1000, help="Batch size for evaluation and BatchNorm recalibration.", semantic=False, valid=AT_LEAST_ONE
+    )
     num_workers: int = opt(
-        0, help="DataLoader worker processes (ImageNet, or --loader torch).", flag="--workers", semantic=False
+        0,
+        help="DataLoader worker processes (ImageNet, or --loader torch).",
+        flag="--workers",
+        semantic=False,
+        valid=COUNT,
     )
     loader: str = opt(
         "device",
@@ -54,19 +70,23 @@ class DataConfig:
         "torch: DataLoader with per-sample torchvision transforms. They draw augmentations differently.",
     )
     augment: bool = opt(True, help="Training augmentation (CIFAR: crop and flip; ImageNet: random resized crop).")
-    synthetic_shape: tuple[int, ...] = opt((3, 32, 32), help="synthetic: shape of one input, e.g. 3,32,32.")
-    synthetic_classes: int = opt(10, help="synthetic: number of classes.")
-    synthetic_train: int = opt(512, help="synthetic: training samples.")
-    synthetic_test: int = opt(256, help="synthetic: test samples.")
+    synthetic_shape: tuple[int, ...] = opt(
+        (3, 32, 32), help="synthetic: shape of one input, e.g. 3,32,32.", valid=AT_LEAST_ONE
+    )
+    synthetic_classes: int = opt(10, help="synthetic: number of classes.", valid=Range(ge=2, integer=True))
+    synthetic_train: int = opt(512, help="synthetic: training samples.", valid=AT_LEAST_ONE)
+    synthetic_test: int = opt(256, help="synthetic: test samples.", valid=AT_LEAST_ONE)
     train_samples: int | None = opt(
         None,
         help="Train on a class-balanced subset of this many training samples (a multiple of the class count), "
         "the same subset for every seed; default: all.",
+        valid=AT_LEAST_ONE,
     )
     mnist1d_test: int = opt(
         1000,
         help="mnist1d: test samples. 1000 is the standard split; any other multiple of 10 is a test set "
         "generated with the standard generator settings and its own seed.",
+        valid=Range(ge=10, integer=True),
     )
 
 
@@ -79,6 +99,7 @@ class ModelConfig:
         None,
         help="Width: first-stage channels (CIFAR ResNets), base channels (cnn1d), hidden units (mlp); "
         "default: the model's own.",
+        valid=AT_LEAST_ONE,
     )
 
 
@@ -88,7 +109,7 @@ class MaskConfig:
     ``pai`` and ``sculpt`` (at ``recipe.sculpt_sparsity``) recipes."""
 
     method: str = opt("none", help="Pruning method for the initial mask (none: dense).", flag="--prune")
-    sparsity: float = opt(0.0, help="Target fraction of prunable weights set to zero, in [0, 1).")
+    sparsity: float = opt(0.0, help="Target fraction of prunable weights set to zero, in [0, 1).", valid=FRACTION)
     prune_shortcuts: bool = opt(
         True, help="Whether 1x1 shortcut convolutions are prunable.", flag="--prune-shortcuts/--keep-shortcuts-dense"
     )
@@ -97,10 +118,12 @@ class MaskConfig:
     )
     distribution: str = opt("uniform", help="random: layer densities.")
     scope: str = opt("global", help="Thresholding of scores: over all layers at once, or per layer.")
-    samples_per_class: int = opt(10, help="snip/grasp: labelled samples per class that the scores use.")
-    synflow_rounds: int = opt(100, help="synflow: pruning rounds on the exponential schedule.")
+    samples_per_class: int = opt(
+        10, help="snip/grasp: labelled samples per class that the scores use.", valid=AT_LEAST_ONE
+    )
+    synflow_rounds: int = opt(100, help="synflow: pruning rounds on the exponential schedule.", valid=AT_LEAST_ONE)
     synflow_float64: bool = opt(True, help="synflow: score in float64 (deep networks overflow float32).")
-    grasp_temperature: float = opt(200.0, help="grasp: softmax temperature T.")
+    grasp_temperature: float = opt(200.0, help="grasp: softmax temperature T.", valid=POSITIVE)
     smart_ratio_variant: str = opt("quadratic", help="random with smart-ratio: the ratio rule (Su et al.'s ablations).")
     smart_ratio_scaling: str = opt(
         "non-resnet",
@@ -118,20 +141,28 @@ class RecipeConfig:
     name: str = opt(
         "pai", help="Experiment: pruning at init, iterative pruning, SCULPT-ing, hybrid, coupling.", flag="--recipe"
     )
-    prune_fraction: float = opt(0.2, help="imp/wr/lrr: fraction of the remaining weights pruned per level.")
-    levels: int | None = opt(None, help="imp/wr/lrr: pruning levels (default: as many as reach the target sparsity).")
+    prune_fraction: float = opt(
+        0.2, help="imp/wr/lrr: fraction of the remaining weights pruned per level.", valid=FRACTION
+    )
+    levels: int | None = opt(
+        None, help="imp/wr/lrr: pruning levels (default: as many as reach the target sparsity).", valid=COUNT
+    )
     one_shot: bool = opt(
         False, help="imp/wr/lrr: prune to the target sparsity in one level (Su et al.'s LT; one-shot LRR)."
     )
     rewind_epoch: int = opt(
-        10, help="Dense epochs before the rewind point (wr), also saved as the warmup point (imp, lrr, hybrid)."
+        10,
+        help="Dense epochs before the rewind point (wr), also saved as the warmup point (imp, lrr, hybrid).",
+        valid=AT_LEAST_ONE,
     )
     wr_schedule: str = opt(
         "full", help="wr: after rewinding, a full new schedule (TurboPrune) or only its remaining epochs (Frankle)."
     )
     level_scope: str = opt("global", help="Magnitude pruning between levels and in SCULPT's step: global or layerwise.")
-    sculpt_sparsity: float = opt(0.5, help="sculpt: s0, the sparsity of the first mask.")
-    sculpt_cycles: int | None = opt(None, help="sculpt: C0, cycles before the magnitude step (default: --cycles).")
+    sculpt_sparsity: float = opt(0.5, help="sculpt: s0, the sparsity of the first mask.", valid=OPEN_FRACTION)
+    sculpt_cycles: int | None = opt(
+        None, help="sculpt: C0, cycles before the magnitude step (default: --cycles).", valid=AT_LEAST_ONE
+    )
     coupling_init: str = opt("random", help="coupling: where the mask's weights start.")
     mask_from: str | None = opt(None, help="coupling: checkpoint whose mask is trained.")
     warmup_from: str | None = opt(None, help="coupling: checkpoint with the warmup (dense, early) weights.")
@@ -156,24 +187,26 @@ class ScheduleConfig:
     restarts the schedule with a fresh optimiser."""
 
     name: str = opt("one-cycle", help="Learning-rate schedule.", flag="--schedule")
-    cycles: int = opt(1, help="Number of cycles.")
-    epochs: int = opt(10, help="Epochs per cycle.")
-    warmup_fraction: float = opt(0.2, help="Fraction of each cycle spent warming up, in [0, 1).")
-    warmup_start: float = opt(0.2, help="Warmup starts at this fraction of the peak rate.")
+    cycles: int = opt(1, help="Number of cycles.", valid=AT_LEAST_ONE)
+    epochs: int = opt(10, help="Epochs per cycle.", valid=AT_LEAST_ONE)
+    warmup_fraction: float = opt(0.2, help="Fraction of each cycle spent warming up, in [0, 1).", valid=FRACTION)
+    warmup_start: float = opt(0.2, help="Warmup starts at this fraction of the peak rate.", valid=UNIT)
     decay: str = opt("linear", help="Decay after the warmup.")
     skip_warmup: bool = opt(False, help="No warmup after the first cycle.")
-    milestones: tuple[float, ...] = opt((0.5, 0.75), help="step: milestones as fractions of a cycle, e.g. 0.5,0.75.")
-    gamma: float = opt(0.1, help="step: factor applied at each milestone.")
+    milestones: tuple[float, ...] = opt(
+        (0.5, 0.75), help="step: milestones as fractions of a cycle, e.g. 0.5,0.75.", valid=OPEN_FRACTION
+    )
+    gamma: float = opt(0.1, help="step: factor applied at each milestone.", valid=POSITIVE)
 
 
 @dataclass(frozen=True)
 class OptimConfig:
     """SGD hyper-parameters."""
 
-    lr: float = opt(0.1, help="Peak learning rate of each cycle.")
-    momentum: float = opt(0.9, help="SGD momentum.")
+    lr: float = opt(0.1, help="Peak learning rate of each cycle.", valid=POSITIVE)
+    momentum: float = opt(0.9, help="SGD momentum.", valid=FRACTION)
     nesterov: bool = opt(False, help="Nesterov momentum.")
-    weight_decay: float = opt(5e-4, help="L2 weight decay.")
+    weight_decay: float = opt(5e-4, help="L2 weight decay.", valid=NON_NEGATIVE)
 
 
 @dataclass(frozen=True)
@@ -190,16 +223,17 @@ class TrainConfig:
     schedule: ScheduleConfig = section(ScheduleConfig, "Learning-rate schedule.")
     optim: OptimConfig = section(OptimConfig, "SGD.")
     recipe: RecipeConfig = section(RecipeConfig, "Experiment.")
-    seed: int = opt(0, help="Seed of initialisation, mask, data order and augmentation.")
+    seed: int = opt(0, help="Seed of initialisation, mask, data order and augmentation.", valid=COUNT)
     data_seed: int | None = opt(
         None,
         help="Seed of the data order and augmentation alone (default: --seed); e.g. one initialisation "
         "trained on two data orders, Frankle et al.'s instability analysis.",
+        valid=COUNT,
     )
     amp: str = opt("none", help="Mixed precision for the training forward pass (analyses stay fp32).")
     name: str = opt("", help="Run folder prefix (default: <model>-<dataset>).", semantic=False)
     device: str = opt("auto", help="auto, cpu, cuda or cuda:N.", semantic=False)
-    save_every: int = opt(0, help="Also write epoch_<n>.pt every N epochs (0: never).", semantic=False)
+    save_every: int = opt(0, help="Also write epoch_<n>.pt every N epochs (0: never).", semantic=False, valid=COUNT)
     channels_last: bool = opt(False, help="channels_last memory format for 4-D convolutions.", semantic=False)
     compile: bool = opt(False, help="torch.compile the training forward pass.", semantic=False)
 

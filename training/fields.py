@@ -19,22 +19,47 @@ from typing import Any
 
 import yaml
 
+from training.checks import Range, check_config_number
 from training.errors import ConfigError
 
 HASH_LENGTH = 12
 
 
-def opt(default: Any = dataclasses.MISSING, *, help: str, flag: str | None = None, semantic: bool = True) -> Any:
+def opt(
+    default: Any = dataclasses.MISSING,
+    *,
+    help: str,
+    flag: str | None = None,
+    semantic: bool = True,
+    valid: Range | None = None,
+) -> Any:
     """A config field with its help text (shown by ``landscape train --help``).
 
     ``flag`` overrides the command-line spelling (default ``--<field-name>``; for booleans
     ``--<name>/--no-<name>``, or e.g. ``--prune-last/--keep-last-dense``). Non-``semantic`` fields
-    cannot change the numbers a run produces and never enter the config hash.
+    cannot change the numbers a run produces and never enter the config hash. ``valid`` is the range
+    of a numeric field (of each item of a tuple), checked by :func:`check_ranges`.
     """
     metadata: dict[str, Any] = {"help": help, "semantic": semantic}
     if flag is not None:
         metadata["flag"] = flag
+    if valid is not None:
+        metadata["valid"] = valid
     return field(default=default, metadata=metadata)
+
+
+def check_ranges(cfg: Any, prefix: str = "") -> None:
+    """Check every numeric leaf of a config tree against its declared range (and that floats are finite);
+    raises :class:`ConfigError` naming the dotted key."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        key = prefix + f.name
+        if dataclasses.is_dataclass(value):
+            check_ranges(value, key + ".")
+        elif "valid" in f.metadata:
+            check_config_number(value, key, f.metadata["valid"])
+        elif isinstance(value, float):
+            check_config_number(value, key, Range())
 
 
 def section(cls: type, help: str) -> Any:

@@ -14,6 +14,7 @@ from training.config import TrainConfig
 from training.data import CORRUPTIONS, DATASETS, LOADERS
 from training.distributed import AMP_DTYPES
 from training.errors import ConfigError
+from training.fields import check_ranges
 from training.models import MODELS
 from training.pruning import (
     DISTRIBUTIONS,
@@ -58,7 +59,11 @@ def _get(cfg: Any, dotted: str) -> Any:
 
 
 def validate(cfg: TrainConfig) -> TrainConfig:
-    """Check ranges and registry names; return ``cfg`` unchanged or raise :class:`ConfigError`."""
+    """Check ranges and registry names; return ``cfg`` unchanged or raise :class:`ConfigError`.
+
+    Every numeric field is checked against the range it declares (``opt(..., valid=...)``) and must be
+    finite; choices against :data:`CHOICES`; then the rules that tie fields together."""
+    check_ranges(cfg)
     for key, (kind, valid) in CHOICES.items():
         value = _get(cfg, key)
         if value not in valid:
@@ -67,42 +72,16 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(f"run name {cfg.name!r} must be a plain folder name (no path separators or '..')")
     if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
         raise ConfigError(f"unknown device {cfg.device!r}; choose from: auto, cpu, cuda, cuda:N")
-    s = cfg.mask.sparsity
-    if not 0.0 <= s < 1.0:
-        raise ConfigError(f"sparsity must be in [0, 1), got {s}")
     _validate_recipe(cfg)
     sched = cfg.schedule
-    positive = {
-        "schedule.epochs": sched.epochs,
-        "schedule.cycles": sched.cycles,
-        "data.batch_size": cfg.data.batch_size,
-        "data.eval_batch_size": cfg.data.eval_batch_size,
-        "optim.lr": cfg.optim.lr,
-    }
-    for key, value in positive.items():
-        if value <= 0:
-            raise ConfigError(f"{key} must be positive, got {value}")
     if sched.name == "one-cycle" and sched.cycles != 1:
         raise ConfigError(
             "schedule one-cycle has exactly one cycle; for the budget of C cycles of E epochs use "
-            "--cycles 1 --epochs C*E, or --schedule cyclic"
+            "--cycles 1 --epochs C*E, or --schedule cyclic",
+            param="schedule.cycles",
         )
-    if not 0.0 <= sched.warmup_fraction < 1.0:
-        raise ConfigError(f"warmup_fraction must be in [0, 1), got {sched.warmup_fraction}")
-    if not 0.0 <= sched.warmup_start <= 1.0:
-        raise ConfigError(f"warmup_start must be in [0, 1], got {sched.warmup_start}")
-    if any(not 0.0 < m < 1.0 for m in sched.milestones):
-        raise ConfigError(f"milestones are fractions of a cycle in (0, 1), got {list(sched.milestones)}")
-    if cfg.optim.momentum < 0 or cfg.optim.weight_decay < 0:
-        raise ConfigError("momentum and weight_decay must be non-negative")
     if cfg.optim.nesterov and cfg.optim.momentum == 0:
-        raise ConfigError("nesterov needs a positive momentum")
-    if cfg.data.num_workers < 0 or cfg.save_every < 0:
-        raise ConfigError("num_workers and save_every must be non-negative")
-    if cfg.model.width is not None and cfg.model.width <= 0:
-        raise ConfigError(f"model width must be positive, got {cfg.model.width}")
-    if cfg.mask.samples_per_class < 1 or cfg.mask.synflow_rounds < 1:
-        raise ConfigError("samples_per_class and synflow_rounds must be at least 1")
+        raise ConfigError("nesterov needs a positive momentum", param="optim.momentum")
     return cfg
 
 
@@ -120,21 +99,13 @@ def _validate_recipe(cfg: TrainConfig) -> None:
             raise ConfigError(
                 f"sculpt_sparsity (s0 = {r.sculpt_sparsity}) must lie in (0, target sparsity {m.sparsity})"
             )
-        if r.sculpt_cycles is not None and r.sculpt_cycles < 1:
-            raise ConfigError("sculpt_cycles must be at least 1")
     if r.name in ("imp", "wr", "lrr", "hybrid"):
         if m.method not in ("none", "magnitude"):
             raise ConfigError(f"recipe {r.name} prunes by magnitude between levels; drop --prune {m.method}")
         if m.sparsity == 0.0 and r.levels is None:
             raise ConfigError(f"recipe {r.name} needs a target --sparsity in (0, 1)")
-        if not 0.0 <= r.prune_fraction < 1.0:
-            raise ConfigError(f"prune_fraction must be in [0, 1), got {r.prune_fraction}")
         if r.prune_fraction == 0.0 and r.levels is None:
             raise ConfigError("prune_fraction 0 never reaches the target; give --levels")
-        if r.levels is not None and r.levels < 0:
-            raise ConfigError("levels must be non-negative")
-        if r.rewind_epoch < 1:
-            raise ConfigError("rewind_epoch must be at least 1")
     if r.name == "wr":
         total = cfg.schedule.cycles * cfg.schedule.epochs
         if r.rewind_epoch > total:

@@ -134,7 +134,7 @@ def _bad_inputs(tmp_path, two_runs):
         ),
         (
             ["train", "--data", "synthetic", "--model", "mlp", "--config", str(tmp_path / "empty.yaml")],
-            "synthetic dataset is empty",
+            "--synthetic-train must be positive, got 0",
         ),
         (["train", "--epochs", "two"], "Invalid value for '--epochs'"),
     ]

@@ -43,7 +43,7 @@ def test_expansion_and_validation(tmp_path):
     }
     bad = tmp_path / "bad.yaml"
     bad.write_text("grid:\n  mask.sparsity: [0.5, 1.5]\nbase:\n  mask: {method: random}\n")
-    with pytest.raises(ConfigError, match=r"grid point mask.sparsity=1.5: sparsity must be in \[0, 1\)"):
+    with pytest.raises(ConfigError, match=r"grid point mask.sparsity=1.5: mask.sparsity must be in \[0, 1\)"):
         load_sweep(bad)
     bad.write_text("grids: {}\n")
     with pytest.raises(ConfigError, match="unknown sweep key grids"):
