@@ -145,3 +145,46 @@ def test_destination_folder_is_a_file(tmp_path, model_and_mask):
     (tmp_path / "blocker").write_text("x")
     with pytest.raises(UserError, match="cannot write"):
         save_checkpoint(tmp_path / "blocker" / "c.pt", model.state_dict(), mask, _meta())
+
+
+def test_checkpoint_data_samples_a_fixed_class_balanced_subset(tiny_run):
+    from training.checkpoint import balanced_subset, checkpoint_bundle, checkpoint_data
+
+    ckpt = landscape.load_checkpoint(tiny_run.checkpoint())
+
+    def labels(split, **kw):
+        return torch.cat([y for _, y in checkpoint_data(ckpt, split, batch_size=64, **kw)])
+
+    full = labels("test")
+    sub = labels("test", samples=105)
+    assert len(sub) == 105 and torch.bincount(sub, minlength=10).tolist() == [11] * 5 + [10] * 5
+    assert torch.equal(sub, labels("test", samples=105))  # fixed by the seed
+    assert not torch.equal(sub, labels("test", samples=105, samples_seed=1))
+    assert len(labels("train", samples=105)) == 105 and len(full) == 1000
+    bundle = checkpoint_bundle(ckpt, samples=50)
+    x_sub = torch.cat([x for x, _ in bundle.eval_loader("train", 64)])
+    x_full = torch.cat([x for x, _ in checkpoint_data(ckpt, "train", batch_size=4000)])
+    assert all(any(torch.equal(row, other) for other in x_full) for row in x_sub[:5])  # real samples, unaltered
+    uneven = torch.tensor([0] * 50 + [1] * 30 + [2] * 5)
+    picked = uneven[balanced_subset(uneven, 40, torch.Generator().manual_seed(0))]
+    assert torch.bincount(picked).tolist() == [18, 17, 5]  # a small class is exhausted, the rest share
+    with pytest.raises(UserError, match="samples must be between 1"):
+        balanced_subset(uneven, 0, torch.Generator())
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_written_files_follow_the_process_umask(tmp_path, umask):
+    """mkstemp makes private 0600 files; results must be as readable as any file the user writes."""
+    import os
+    import stat
+
+    from training.fileio import atomic_write_json
+
+    old = os.umask(umask)
+    try:
+        atomic_write_json(tmp_path / "a.json", {"x": 1})
+        save_checkpoint(tmp_path / "c.pt", {"w": torch.zeros(2)}, {}, checkpoint_meta())
+    finally:
+        os.umask(old)
+    for name in ("a.json", "c.pt"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
