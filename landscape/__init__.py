@@ -11,10 +11,14 @@ Checkpoints (the format, :class:`Checkpoint`, :func:`load_checkpoint`, :func:`ch
 :func:`checkpoint_data`) live in :mod:`training.checkpoint` and are re-exported here.
 """
 
+from landscape.align import align, find_alignment
 from landscape.analysis import analyze
+from landscape.curves import curve, evaluate_curve, fit_curve
 from landscape.hessian import hessian_density, hessian_eigenvalues, hessian_trace
 from landscape.interpolate import barrier, interpolate, recalibrate_bn
 from landscape.overlap import overlap
+from landscape.pairs import compare_runs
+from landscape.permutation import permute
 from landscape.results import load_dataset, save_dataset
 from landscape.surface import plane, surface
 from training import __version__
@@ -23,11 +27,17 @@ from training.checkpoint import Checkpoint, check_compatible, checkpoint_bundle,
 __all__ = [
     "Checkpoint",
     "__version__",
+    "align",
     "analyze",
     "barrier",
     "check_compatible",
     "checkpoint_bundle",
     "checkpoint_data",
+    "compare_runs",
+    "curve",
+    "evaluate_curve",
+    "find_alignment",
+    "fit_curve",
     "hessian_density",
     "hessian_eigenvalues",
     "hessian_trace",
@@ -35,6 +45,7 @@ __all__ = [
     "load_checkpoint",
     "load_dataset",
     "overlap",
+    "permute",
     "plane",
     "recalibrate_bn",
     "save_dataset",

@@ -6,16 +6,25 @@ both endpoints included. Stored pruned weights are exact zeros, so this is also 
 the masked networks m_A⊙θ_A and m_B⊙θ_B. ``torch.lerp`` is used, which returns θ_A exactly at α = 0
 and θ_B exactly at α = 1. Integer buffers (``num_batches_tracked``) are taken from A.
 
-BatchNorm. ``bn="recalibrate"`` (the default for models with BatchNorm) resets the running
+Alignment. ``align="weight-matching"`` or ``"activation-matching"`` first permutes B's hidden units
+to match A (:func:`landscape.align.align`; B's function and mask are unchanged), so the path runs
+between A and the aligned B. The method, the permutation cost before and after, and the fraction of
+units moved are recorded as ``align_*`` attrs.
+
+Normalisation. ``bn="recalibrate"`` (the default for models with BatchNorm) resets the running
 statistics at every α and recomputes them as a cumulative average over ``bn_data`` in train mode
 (``torch.optim.swa_utils.update_bn``, as dnn-mode-connectivity's ``update_bn``), under a fixed RNG
 seed so every α sees the same batches. ``bn="none"`` evaluates the interpolated running statistics
-as they are (faithful to the authors' code, which never recalibrates).
+as they are (faithful to the authors' code, which never recalibrates). ``bn="repair"`` (networks
+without BatchNorm) applies REPAIR (Jordan et al. 2023, :mod:`landscape.repair`) at every inner α,
+with statistics measured on ``bn_data``.
 
-Barrier. For a metric f along the path (loss in nats, error as a fraction):
-``barrier = max_α f(α) − ½·(f(0) + f(1))`` (Frankle et al. 2020), the default
-``barrier="endpoint-mean"``. ``barrier="linear"`` uses ``max_α [f(α) − ((1 − α)f(0) + αf(1))]``
-instead. Both are ≥ 0 and exactly 0 for identical endpoints.
+Barriers. For a metric f along the path (loss in nats, error as a fraction) both definitions are
+always stored: ``endpoint-mean`` (Frankle et al. 2020), ``max_α f(α) − ½·(f(0) + f(1))``, and
+``chord`` (Entezari et al. 2022), ``max_α [f(α) − ((1 − α)f(0) + αf(1))]`` (``"linear"`` is its
+former name). Both are ≥ 0 and exactly 0 for identical endpoints; they agree when f(0) = f(1).
+``barrier_kind`` picks the one stored again as ``loss_barrier``/``error_barrier`` and used for
+``connected`` = error barrier < ``connected_threshold`` (default 0.02, Frankle et al.'s).
 """
 
 from __future__ import annotations
@@ -31,12 +40,15 @@ import xarray as xr
 from torch import nn
 from tqdm.auto import tqdm
 
+from landscape.align import align as align_checkpoints
+from landscape.permutation import groups_of
+from landscape.repair import channel_stats, interpolate_stats, repair
 from landscape.results import provenance
 from training.checkpoint import Checkpoint, as_checkpoint, check_compatible
 from training.errors import UserError
 from training.evaluate import evaluate, resolve_device
 
-BN_MODES = ("recalibrate", "none")
+BN_MODES = ("recalibrate", "none", "repair")
 
 
 def _endpoint_mean(alpha: np.ndarray, values: np.ndarray) -> float:
@@ -49,16 +61,24 @@ def _linear(alpha: np.ndarray, values: np.ndarray) -> float:
 
 BARRIERS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "endpoint-mean": _endpoint_mean,
-    "linear": _linear,
+    "chord": _linear,
+    "linear": _linear,  # the chord definition's former name
 }
+CONNECTED_THRESHOLD = 0.02
+
+
+def barrier_definition(kind: str) -> str:
+    """The canonical name of barrier definition ``kind`` (``"linear"`` is the chord's former name)."""
+    if kind not in BARRIERS:
+        raise UserError(f"unknown barrier definition {kind!r}; choose from: endpoint-mean, chord", param="barrier_kind")
+    return "chord" if kind == "linear" else kind
 
 
 def barrier(alpha: Iterable[float], values: Iterable[float], kind: str = "endpoint-mean") -> float:
     """Barrier of a curve ``values`` sampled at ``alpha`` (must start at 0 and end at 1); see module doc."""
     a = np.asarray(list(alpha), dtype=float)
     v = np.asarray(list(values), dtype=float)
-    if kind not in BARRIERS:
-        raise UserError(f"unknown barrier definition {kind!r}; choose from: {', '.join(BARRIERS)}")
+    kind = barrier_definition(kind)
     if len(a) < 2 or a[0] != 0.0 or a[-1] != 1.0:
         raise UserError("a barrier needs a grid that starts at alpha=0 and ends at alpha=1")
     return BARRIERS[kind](a, v)
@@ -82,12 +102,47 @@ def recalibrate_bn(
         torch.optim.swa_utils.update_bn(source, model, device=device)
 
 
-def _as_splits(data: Any) -> dict[str, Iterable]:
+def as_splits(data: Any) -> dict[str, Iterable]:
+    """``{split name: batches}`` from a mapping, or ``{"data": data}`` for a bare iterable."""
     if isinstance(data, Mapping):
         if not data:
             raise UserError("no data splits given")
         return dict(data)
     return {"data": data}
+
+
+def barrier_variables(
+    coord: str,
+    grid: np.ndarray,
+    loss: np.ndarray,
+    error: np.ndarray,
+    *,
+    barrier_kind: str = "endpoint-mean",
+    connected_threshold: float = CONNECTED_THRESHOLD,
+) -> dict[str, Any]:
+    """The curves ``loss``/``error`` (split × ``coord``) and their barriers as Dataset variables:
+    ``loss``, ``error``, ``{loss,error}_barrier_{endpoint_mean,chord}``, ``{loss,error}_barrier``
+    (``barrier_kind``'s) and ``connected`` (error barrier < ``connected_threshold``), with units and
+    definitions in their attrs."""
+    kind = barrier_definition(barrier_kind)
+    out: dict[str, Any] = {
+        "loss": xr.Variable(("split", coord), loss, {"units": "nats (mean cross-entropy)"}),
+        "error": xr.Variable(("split", coord), error, {"units": "fraction (1 - accuracy)"}),
+    }
+    for name, definition in (("endpoint_mean", "endpoint-mean"), ("chord", "chord")):
+        for metric, values in (("loss", loss), ("error", error)):
+            out[f"{metric}_barrier_{name}"] = xr.Variable(
+                "split", [barrier(grid, row, definition) for row in values], {"definition": definition}
+            )
+    for metric in ("loss", "error"):
+        out[f"{metric}_barrier"] = out[f"{metric}_barrier_{kind.replace('-', '_')}"].copy()
+    connected = out["error_barrier"].values < connected_threshold
+    out["connected"] = xr.Variable(
+        "split",
+        connected,
+        {"definition": f"error barrier ({kind}) < {connected_threshold}", "threshold": connected_threshold},
+    )
+    return out
 
 
 def interpolate(
@@ -100,6 +155,9 @@ def interpolate(
     *,
     bn_batches: int | None = None,
     barrier_kind: str = "endpoint-mean",
+    connected_threshold: float = CONNECTED_THRESHOLD,
+    align: str = "none",
+    align_data: Iterable | None = None,
     device: str | torch.device = "cpu",
     quiet: bool = True,
 ) -> xr.Dataset:
@@ -107,30 +165,39 @@ def interpolate(
 
     ``data`` is an iterable of ``(inputs, targets)`` batches (a DataLoader or a list), or a mapping
     ``{split name: iterable}``; a bare iterable is labelled split ``"data"``. ``bn_data`` (for
-    recalibration) defaults to ``data``, or to its ``"train"`` split (else its first split) when
-    ``data`` is a mapping. ``bn`` is ``"recalibrate"`` (a no-op for models without BatchNorm) or
-    ``"none"``.
+    recalibration and REPAIR) defaults to ``data``, or to its ``"train"`` split (else its first split)
+    when ``data`` is a mapping. ``bn`` is ``"recalibrate"`` (a no-op for models without BatchNorm),
+    ``"none"`` or ``"repair"`` (models without BatchNorm). ``align`` is ``"none"``,
+    ``"weight-matching"`` or ``"activation-matching"`` (on ``align_data``, default ``bn_data``).
 
     Returns a Dataset with ``loss(split, alpha)`` (mean cross-entropy, nats), ``error(split, alpha)``
-    (1 − accuracy), ``loss_barrier(split)``, ``error_barrier(split)`` and provenance attrs.
+    (1 − accuracy), the barriers under both definitions, ``loss_barrier(split)`` and
+    ``error_barrier(split)`` under ``barrier_kind``, ``connected(split)``, and provenance attrs.
     """
     if points < 2:
         raise UserError(f"--points must be at least 2 (both endpoints), got {points}")
     if bn not in BN_MODES:
         raise UserError(f"unknown BN mode {bn!r}; choose from: {', '.join(BN_MODES)}", param="bn")
-    if barrier_kind not in BARRIERS:
-        raise UserError(f"unknown barrier definition {barrier_kind!r}; choose from: {', '.join(BARRIERS)}")
+    kind = barrier_definition(barrier_kind)
     a, b = as_checkpoint(ckpt_a), as_checkpoint(ckpt_b)
     check_compatible(a, b)
-    splits = _as_splits(data)
+    splits = as_splits(data)
     if bn_data is None:
         bn_data = splits.get("train", next(iter(splits.values())))
     device = resolve_device(device)
+    if bn == "repair" and has_batchnorm(a.model):
+        raise UserError(
+            "bn 'repair' is for networks without BatchNorm; this model has BatchNorm: use recalibrate", param="bn"
+        )
+    aligned = b
+    if align != "none":
+        aligned = align_checkpoints(a, b, align, align_data if align_data is not None else bn_data, device=device)
 
     model = copy.deepcopy(a.model).to(device)  # never mutate the caller's model
-    use_bn = bn != "none" and has_batchnorm(model)
+    use_bn = bn == "recalibrate" and has_batchnorm(model)
+    repair_targets = _repair_targets(a, aligned, bn_data, bn_batches, device) if bn == "repair" else None
     state_a = {k: v.to(device) for k, v in a.state.items()}
-    state_b = {k: v.to(device) for k, v in b.state.items()}
+    state_b = {k: v.to(device) for k, v in aligned.state.items()}
     target = model.state_dict()
     float_keys = [k for k, v in state_a.items() if v.is_floating_point()]
     alphas = np.linspace(0.0, 1.0, points)
@@ -147,27 +214,32 @@ def interpolate(
                     target[k].copy_(v)
         if use_bn:
             recalibrate_bn(model, bn_data, device, bn_batches)
-        for j, split_data in enumerate(splits.values()):
-            loss[j, i], error[j, i] = evaluate(model, split_data, device)
+        hooks = None
+        if repair_targets is not None and 0.0 < alpha < 1.0:  # the endpoints are their own targets
+            hooks = repair(model, interpolate_stats(*repair_targets, float(alpha)), bn_data, device, bn_batches)
+        try:
+            for j, split_data in enumerate(splits.values()):
+                loss[j, i], error[j, i] = evaluate(model, split_data, device)
+        finally:
+            if hooks is not None:
+                hooks.remove()
 
-    split_names = list(splits)
-    ds = xr.Dataset(
-        {
-            "loss": (("split", "alpha"), loss),
-            "error": (("split", "alpha"), error),
-            "loss_barrier": ("split", [barrier(alphas, loss[j], barrier_kind) for j in range(len(splits))]),
-            "error_barrier": ("split", [barrier(alphas, error[j], barrier_kind) for j in range(len(splits))]),
-        },
-        coords={"split": split_names, "alpha": alphas},
-        attrs={
-            **provenance(a=a, b=b),
-            "bn": "recalibrate" if use_bn else "none",
-            "bn_batches": -1 if bn_batches is None else int(bn_batches),
-            "barrier_definition": barrier_kind,
-            "path": "theta(alpha) = (1 - alpha) * theta_a + alpha * theta_b over the full state dict",
-        },
+    attrs = {
+        **provenance(a=a, b=b),
+        "bn": bn if (use_bn or bn == "repair") else "none",
+        "bn_batches": -1 if bn_batches is None else int(bn_batches),
+        "barrier_definition": kind,
+        "connected_threshold": connected_threshold,
+        "path": "theta(alpha) = (1 - alpha) * theta_a + alpha * theta_b over the full state dict",
+        **(aligned.meta["alignment"] if align != "none" else {"align_method": "none"}),
+    }
+    variables = barrier_variables(
+        "alpha", alphas, loss, error, barrier_kind=kind, connected_threshold=connected_threshold
     )
-    ds["loss"].attrs["units"] = "nats (mean cross-entropy)"
-    ds["error"].attrs["units"] = "fraction (1 - accuracy)"
-    ds["loss_barrier"].attrs["definition"] = ds["error_barrier"].attrs["definition"] = barrier_kind
-    return ds
+    return xr.Dataset(variables, coords={"split": list(splits), "alpha": alphas}, attrs=attrs)
+
+
+def _repair_targets(a: Checkpoint, b: Checkpoint, data: Iterable, batches: int | None, device: torch.device):
+    """The endpoints' per-channel statistics at the modules the model declares as activations."""
+    names = sorted({n for g in groups_of(a) for n in g.activations})
+    return tuple(channel_stats(copy.deepcopy(c.model).to(device), names, data, device, batches) for c in (a, b))

@@ -14,7 +14,7 @@ entries too. Writes are atomic; reads never unpickle code.
 A loaded checkpoint (:func:`load_checkpoint`) is a :class:`Checkpoint`: the model rebuilt from the
 registry with the weights loaded, plus mask, meta and the raw state. :func:`check_compatible` tells
 whether two checkpoints can be compared; :func:`checkpoint_data` returns the data a checkpoint was
-trained on.
+trained on, or (``samples``) a fixed, seeded, class-balanced subset of it (:func:`sample_bundle`).
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ import torch
 from torch import nn
 
 from training.config import DataConfig, from_dict
-from training.data import DataBundle, load_data
-from training.errors import CheckpointError, UserError
-from training.fileio import atomic_path, sha256_file
+from training.data import DataBundle, class_balanced_indices, load_data
+from training.data.bundle import labels_of
+from training.errors import CheckpointError, DataError, UserError
+from training.fileio import atomic_path, derive_seed, sha256_file
 from training.models import build
 
 FORMAT_VERSION = 1
@@ -226,16 +227,25 @@ def _same_keys_and_shapes(what: str, ta: dict, tb: dict, name_a: str, name_b: st
             )
 
 
-def checkpoint_bundle(ckpt: Checkpoint, *, dataset: str | None = None, root: str | None = None) -> DataBundle:
+def checkpoint_bundle(
+    ckpt: Checkpoint,
+    *,
+    dataset: str | None = None,
+    root: str | None = None,
+    samples: int | None = None,
+    samples_seed: int = 0,
+) -> DataBundle:
     """The :class:`DataBundle` ``ckpt`` was trained on, from its meta's data config.
 
     ``dataset`` and ``root`` override the recorded dataset name and data root (the root is not
-    recorded in the config hash, so a checkpoint moved to another machine needs it).
+    recorded in the config hash, so a checkpoint moved to another machine needs it). ``samples``
+    replaces each split by a class-balanced subset of that many samples (:func:`sample_bundle`).
     """
     recorded = ckpt.meta.get("data_config") or {"name": ckpt.meta["dataset"]}
     data_cfg = from_dict(DataConfig, recorded, "data_config")
     changes = {k: v for k, v in (("name", dataset), ("root", root)) if v is not None}
-    return load_data(dataclasses.replace(data_cfg, **changes))
+    bundle = load_data(dataclasses.replace(data_cfg, **changes))
+    return bundle if samples is None else sample_bundle(bundle, samples, seed=samples_seed)
 
 
 def checkpoint_data(
@@ -245,7 +255,52 @@ def checkpoint_data(
     batch_size: int = 1000,
     dataset: str | None = None,
     root: str | None = None,
+    samples: int | None = None,
+    samples_seed: int = 0,
 ) -> Any:
     """Unshuffled, unaugmented batches ``(inputs, targets)`` of ``split`` (``train`` or ``test``) of
-    the data ``ckpt`` was trained on; see :func:`checkpoint_bundle` for ``dataset`` and ``root``."""
-    return checkpoint_bundle(ckpt, dataset=dataset, root=root).eval_loader(split, batch_size)
+    the data ``ckpt`` was trained on, or of a class-balanced subset of ``samples`` of them; see
+    :func:`checkpoint_bundle` for ``dataset`` and ``root`` and :func:`sample_bundle` for the subset."""
+    bundle = checkpoint_bundle(ckpt, dataset=dataset, root=root, samples=samples, samples_seed=samples_seed)
+    return bundle.eval_loader(split, batch_size)
+
+
+def balanced_subset(labels: torch.Tensor, samples: int, generator: torch.Generator) -> torch.Tensor:
+    """Sorted indices of ``samples`` samples, as evenly spread over the classes as ``labels`` allow
+    (class counts differ by at most one while every class has samples left; the lower class labels
+    get the remainder), drawn with ``generator``."""
+    labels = torch.as_tensor(labels).cpu()
+    if not 0 < samples <= len(labels):
+        raise DataError(
+            f"samples must be between 1 and the split's {len(labels)} samples, got {samples}", param="samples"
+        )
+    idx = class_balanced_indices(labels, len(labels), generator)  # every index, shuffled within its class
+    picked = labels[idx]
+    rank = torch.zeros(len(idx), dtype=torch.long)
+    for c in torch.unique(labels):
+        where = (picked == c).nonzero().flatten()
+        rank[where] = torch.arange(len(where))
+    order = torch.argsort(rank * len(labels) + torch.arange(len(idx)), stable=True)
+    return idx[order[:samples]].sort().values
+
+
+def _subset(split: Any, idx: torch.Tensor) -> Any:
+    if isinstance(split, tuple):
+        return split[0][idx.to(split[0].device)], split[1][idx.to(split[1].device)]
+    return torch.utils.data.Subset(split, idx.tolist())
+
+
+def sample_bundle(bundle: DataBundle, samples: int, *, seed: int = 0) -> DataBundle:
+    """A copy of ``bundle`` whose training split (augmented and not, the same samples) and test split
+    each hold ``samples`` samples (a split with fewer is kept whole): a class-balanced subset fixed by
+    ``seed``, the split and ``samples`` only (:func:`balanced_subset`), in the split's order. Analyses
+    of large datasets run on it."""
+    parts = {}
+    for name, field_name in (("train", "train_eval"), ("test", "test")):
+        split = getattr(bundle, field_name)
+        labels = split[1] if isinstance(split, tuple) else torch.as_tensor(labels_of(split))
+        gen = torch.Generator().manual_seed(derive_seed(seed, "samples", name, samples))
+        parts[name] = balanced_subset(labels, min(samples, len(labels)), gen)
+    train_eval = _subset(bundle.train_eval, parts["train"])
+    train = train_eval if bundle.train is bundle.train_eval else _subset(bundle.train, parts["train"])
+    return dataclasses.replace(bundle, train=train, train_eval=train_eval, test=_subset(bundle.test, parts["test"]))

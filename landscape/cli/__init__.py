@@ -4,6 +4,7 @@
 * :mod:`landscape.cli.config_flags` — ``train`` options generated from the config dataclasses;
 * :mod:`landscape.cli.run_commands` — ``train``, ``prune``, ``sweep``, ``demo``;
 * :mod:`landscape.cli.analysis_commands` — ``interpolate``, ``hessian``, ``signs``, ``surface``, ``analyze``;
+* :mod:`landscape.cli.connectivity_commands` — ``curve`` and the printed path and pair tables;
 * :mod:`landscape.cli.main` — :func:`main`, which maps errors to exit codes.
 """
 

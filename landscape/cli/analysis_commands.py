@@ -8,39 +8,13 @@ from typing import Any
 
 import numpy as np
 import typer
+import xarray as xr
 from rich.table import Table
 
-from landscape.cli.app import DeviceOpt, QuietOpt, app, out_console
+from landscape.cli.app import AlignOpt, DeviceOpt, QuietOpt, SamplesOpt, SamplesSeedOpt, app, out_console
+from landscape.cli.connectivity_commands import print_pairs, print_path, samples_attrs
+from landscape.cli.connectivity_commands import split_names as _splits
 from training.errors import UserError
-
-
-def _splits(split: str) -> list[str]:
-    if split not in ("test", "train", "both"):
-        raise UserError(f"unknown split {split!r}; choose from: test, train, both")
-    return ["train", "test"] if split == "both" else [split]
-
-
-def _print_interpolation(ds: Any) -> None:
-    table = Table(title="loss and error along θ(α) = (1−α)θ_A + αθ_B")
-    table.add_column("α", justify="right")
-    for split in ds["split"].values:
-        table.add_column(f"{split} loss", justify="right")
-        table.add_column(f"{split} error", justify="right")
-    for i, alpha in enumerate(ds["alpha"].values):
-        row = [f"{alpha:.3f}"]
-        for split in ds["split"].values:
-            row += [
-                f"{float(ds['loss'].sel(split=split)[i]):.4f}",
-                f"{float(ds['error'].sel(split=split)[i]):.4f}",
-            ]
-        table.add_row(*row)
-    out_console.print(table)
-    for split in ds["split"].values:
-        out_console.print(
-            f"{split}: loss barrier {float(ds['loss_barrier'].sel(split=split)):.4f}, "
-            f"error barrier {float(ds['error_barrier'].sel(split=split)):.4f} "
-            f"({ds.attrs['barrier_definition']}, bn={ds.attrs['bn']})"
-        )
 
 
 @app.command()
@@ -49,9 +23,12 @@ def interpolate(
     ckpt_b: Path = typer.Argument(..., help="Checkpoint at α = 1."),
     points: int = typer.Option(31, help="Number of α values in [0, 1], endpoints included (≥ 2)."),
     split: str = typer.Option("test", help="test, train or both."),
-    bn: str = typer.Option("recalibrate", help="recalibrate (BN models) or none."),
+    bn: str = typer.Option("recalibrate", help="recalibrate (BN models), none, or repair (models without BN)."),
     bn_batches: int = typer.Option(None, help="Batches for BN recalibration (default: the whole train split)."),
-    barrier: str = typer.Option("endpoint-mean", help="endpoint-mean (Frankle et al.) or linear."),
+    barrier: str = typer.Option("endpoint-mean", help="endpoint-mean (Frankle et al.) or chord: the one shown first."),
+    align: str = AlignOpt,
+    samples: int = SamplesOpt,
+    samples_seed: int = SamplesSeedOpt,
     data: str = typer.Option(None, help="Dataset (default: the checkpoints' dataset)."),
     data_root: str = typer.Option(None, help="Folder holding CIFAR/ImageNet files."),
     batch_size: int = typer.Option(1000, help="Evaluation batch size."),
@@ -59,7 +36,7 @@ def interpolate(
     out: Path = typer.Option(None, help="Write the Dataset to this netCDF file."),
     quiet: bool = QuietOpt,
 ) -> None:
-    """Evaluate the linear path between two checkpoints and print the barriers."""
+    """Evaluate the linear path between two checkpoints (optionally aligned) and print both barriers."""
     from landscape.interpolate import interpolate as run_interpolate
     from landscape.results import save_dataset
     from training.checkpoint import check_compatible, checkpoint_bundle, load_checkpoint
@@ -69,7 +46,7 @@ def interpolate(
         raise UserError(f"--points must be at least 2 (both endpoints), got {points}")
     a, b = load_checkpoint(ckpt_a), load_checkpoint(ckpt_b)
     check_compatible(a, b)
-    bundle = checkpoint_bundle(a, dataset=data, root=data_root)
+    bundle = checkpoint_bundle(a, dataset=data, root=data_root, samples=samples, samples_seed=samples_seed)
     splits = {s: bundle.eval_loader(s, batch_size) for s in names}
     ds = run_interpolate(
         a,
@@ -80,10 +57,12 @@ def interpolate(
         bn_data=bundle.eval_loader("train", batch_size),
         bn_batches=bn_batches,
         barrier_kind=barrier,
+        align=align,
         device=device,
         quiet=quiet,
     )
-    _print_interpolation(ds)
+    ds.attrs.update(samples_attrs(samples, samples_seed))
+    print_path(ds)
     if out is not None:
         save_dataset(ds, out)
         print(f"wrote {out}")
@@ -102,6 +81,8 @@ def hessian(
     tol: float = typer.Option(1e-3, help="Relative tolerance."),
     max_iter: int = typer.Option(100, help="Iteration cap."),
     seed: int = typer.Option(0),
+    samples: int = SamplesOpt,
+    samples_seed: int = SamplesSeedOpt,
     data: str = typer.Option(None, help="Dataset (default: the checkpoint's)."),
     data_root: str = typer.Option(None, help="Folder holding CIFAR/ImageNet files."),
     device: str = DeviceOpt,
@@ -119,7 +100,7 @@ def hessian(
     if batches < 1 or batch_size < 1:
         raise UserError("--batches and --batch-size must be at least 1")
     c = load_checkpoint(ckpt)
-    bundle = checkpoint_bundle(c, dataset=data, root=data_root)
+    bundle = checkpoint_bundle(c, dataset=data, root=data_root, samples=samples, samples_seed=samples_seed)
     chosen = list(itertools.islice(bundle.eval_loader("train", batch_size), batches))
     parts = [
         hessian_eigenvalues(
@@ -145,7 +126,9 @@ def hessian(
         parts.append(hessian_density(c, chosen, subspace=subspace, seed=seed, device=device))
         out_console.print("density: computed (SLQ)")
     if out is not None:
-        save_dataset(xr.merge(parts, combine_attrs="drop_conflicts"), out)
+        save_dataset(
+            xr.merge(parts, combine_attrs="drop_conflicts").assign_attrs(samples_attrs(samples, samples_seed)), out
+        )
         print(f"wrote {out}")
 
 
@@ -184,6 +167,8 @@ def surface(
     bn: str = typer.Option(None, help="none or recalibrate (default: none for directions, recalibrate for planes)."),
     batch_size: int = typer.Option(1000, help="Evaluation batch size."),
     seed: int = typer.Option(0, help="Seed of the random directions."),
+    samples: int = SamplesOpt,
+    samples_seed: int = SamplesSeedOpt,
     data: str = typer.Option(None, help="Dataset (default: the checkpoint's)."),
     data_root: str = typer.Option(None, help="Folder holding CIFAR/ImageNet files."),
     device: str = DeviceOpt,
@@ -207,7 +192,7 @@ def surface(
     except ValueError as exc:
         raise UserError(f"--span must be two comma-separated numbers, got {span!r}") from exc
     loaded = [load_checkpoint(p) for p in ckpts]
-    bundle = checkpoint_bundle(loaded[0], dataset=data, root=data_root)
+    bundle = checkpoint_bundle(loaded[0], dataset=data, root=data_root, samples=samples, samples_seed=samples_seed)
     loader = bundle.eval_loader(split, batch_size)
     bn_data = bundle.eval_loader("train", batch_size)
     if len(loaded) == 1:
@@ -216,6 +201,7 @@ def surface(
         )
     else:
         ds = plane(*loaded, loader, grid=grid, bn=bn or "recalibrate", bn_data=bn_data, device=device, quiet=quiet)
+    ds.attrs.update(samples_attrs(samples, samples_seed))
     out_console.print(
         f"{ds.attrs['kind']}: loss in [{float(ds['loss'].min()):.4f}, {float(ds['loss'].max()):.4f}], "
         f"error in [{float(ds['error'].min()):.4f}, {float(ds['error'].max()):.4f}] on {split}"
@@ -237,12 +223,21 @@ def analyze(
     points: int = typer.Option(11, help="α points per interpolation."),
     split: str = typer.Option("test", help="test, train or both."),
     hessian_batch_size: int = typer.Option(128, help="Samples in the Hessian batch."),
+    align: str = typer.Option(
+        None,
+        help="Also compare the runs' final checkpoints pairwise, straight and aligned by these methods "
+        "(comma-separated: weight-matching, activation-matching).",
+    ),
+    pairs: str = typer.Option("all", help="Pairs for --align: all (every two runs) or consecutive."),
+    samples: int = SamplesOpt,
+    samples_seed: int = SamplesSeedOpt,
     data_root: str = typer.Option(None, help="Folder holding CIFAR/ImageNet files."),
     device: str = DeviceOpt,
     out: Path = typer.Option(None, help="Write the merged Dataset to this netCDF file."),
     quiet: bool = QuietOpt,
 ) -> None:
-    """Analyse run folders: LMC, Hessian and signs along each run's checkpoints, cached by content hash."""
+    """Analyse run folders: LMC, Hessian and signs along each run's checkpoints, cached by content hash;
+    with --align, also the barriers between the runs' final checkpoints, straight and aligned."""
     from landscape.analysis import analyze as run_analyze
     from landscape.results import save_dataset
 
@@ -279,6 +274,16 @@ def analyze(
             barrier = f"{np.nanmax(sel['error_barrier'].values):.4f}"
         table.add_row(str(run), str(sel["status"].item()), str(n), last("test_error"), barrier, last("eigenvalue"))
     out_console.print(table)
+    if align:
+        from landscape.pairs import compare_runs
+
+        methods = ("none", *[m.strip() for m in align.split(",") if m.strip() and m.strip() != "none"])
+        pair_ds = compare_runs(
+            run_dirs, align=methods, pairs=pairs, points=points, splits=tuple(_splits(split)), data_root=data_root,
+            samples=samples, samples_seed=samples_seed, device=device, quiet=quiet,
+        )  # fmt: skip
+        print_pairs(pair_ds)
+        ds = xr.merge([ds, pair_ds], combine_attrs="drop_conflicts")
     if out is not None:
         save_dataset(ds, out)
         print(f"wrote {out}")

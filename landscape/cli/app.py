@@ -22,6 +22,13 @@ DeviceOpt = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
 OutOpt = typer.Option(None, help="Write the Dataset to this netCDF file.")
 DataOpt = typer.Option(None, help="Dataset (default: the checkpoint's).")
 DataRootOpt = typer.Option(None, help="Folder holding the dataset's files (default: as recorded).")
+SamplesOpt = typer.Option(
+    None, help="Analyse a fixed, class-balanced subset of this many samples of each split (default: all)."
+)
+SamplesSeedOpt = typer.Option(0, help="Seed of the --samples subset.")
+AlignOpt = typer.Option(
+    "none", help="Permute B's units to match A first: none, weight-matching or activation-matching."
+)
 
 
 def param_name(key: str) -> str:

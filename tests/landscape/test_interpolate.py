@@ -165,3 +165,79 @@ def test_bad_arguments(tiny_run, data):
     for bn in ("sometimes", "auto"):  # "auto" was a synonym of "recalibrate" and is gone
         with pytest.raises(UserError, match=f"unknown BN mode '{bn}'; choose from: recalibrate, none"):
             landscape.interpolate(tiny_run.checkpoint(1), tiny_run.checkpoint(2), data, bn=bn)
+
+
+def test_both_barrier_definitions_and_connected(tmp_path, tiny_run, data):
+    a, b = tiny_run.checkpoint(1), tiny_run.checkpoint(2)
+    ds = landscape.interpolate(a, b, data, points=5, connected_threshold=0.5)
+    alpha = ds["alpha"].values
+    for metric in ("loss", "error"):
+        for j in range(2):
+            curve = ds[metric].values[j]
+            assert ds[f"{metric}_barrier_endpoint_mean"].values[j] == barrier(alpha, curve, "endpoint-mean")
+            assert ds[f"{metric}_barrier_chord"].values[j] == barrier(alpha, curve, "chord")
+        assert np.array_equal(ds[f"{metric}_barrier"].values, ds[f"{metric}_barrier_endpoint_mean"].values)
+    assert ds["connected"].dtype == bool
+    assert np.array_equal(ds["connected"].values, ds["error_barrier"].values < 0.5)
+    assert ds.attrs["connected_threshold"] == 0.5 and ds["connected"].attrs["threshold"] == 0.5
+    assert ds.attrs["align_method"] == "none"
+    chord = landscape.interpolate(a, b, data, points=5, barrier_kind="linear")  # the chord's former name
+    assert chord.attrs["barrier_definition"] == "chord"
+    assert np.array_equal(chord["error_barrier"].values, chord["error_barrier_chord"].values)
+    assert np.array_equal(chord["connected"].values, chord["error_barrier_chord"].values < 0.02)
+    back = landscape.load_dataset(landscape.save_dataset(chord, tmp_path / "chord.nc"))
+    assert back.identical(chord) and back["connected"].dtype == bool
+
+
+def test_cli_align_and_samples(tmp_path, tiny_run, capsys):
+    from tests.landscape.test_cli import run_cli
+
+    out = tmp_path / "aligned.nc"
+    args = ["interpolate", str(tiny_run.checkpoint(1)), str(tiny_run.checkpoint(2)), "--points", "3"]
+    code, stdout, err = run_cli(
+        [*args, "--align", "weight-matching", "--samples", "200", "--split", "both", "--out", str(out), "--quiet"],
+        capsys,
+    )
+    assert code == 0, err
+    assert "endpoint-mean" in stdout and "chord" in stdout and "aligned by weight-matching" in stdout
+    assert "% of units moved" in stdout and "connected" in stdout
+    ds = landscape.load_dataset(out)
+    assert ds.attrs["samples"] == 200 and ds.attrs["samples_seed"] == 0
+    assert (
+        ds.attrs["align_method"] == "weight-matching" and ds.attrs["align_cost_after"] <= ds.attrs["align_cost_before"]
+    )
+    code, _, err = run_cli([*args, "--align", "magic"], capsys)
+    assert code == 2 and "--align must be one of none, weight-matching, activation-matching" in err
+    code, _, err = run_cli([*args, "--bn", "repair"], capsys)
+    assert code == 2 and "--bn 'repair' is for networks without BatchNorm" in err
+
+
+def test_samples_option_on_hessian_and_surface(tmp_path, tiny_run, capsys):
+    from tests.landscape.test_cli import run_cli
+
+    ckpt = str(tiny_run.checkpoint(2))
+    code, _, err = run_cli(
+        ["surface", ckpt, "--grid", "3", "--directions", "1", "--samples", "100", "--out", str(tmp_path / "s.nc")],
+        capsys,
+    )
+    assert code == 0, err
+    assert landscape.load_dataset(tmp_path / "s.nc").attrs["samples"] == 100
+    code, stdout, err = run_cli(
+        [
+            "hessian",
+            ckpt,
+            "--samples",
+            "60",
+            "--samples-seed",
+            "2",
+            "--batch-size",
+            "128",
+            "--out",
+            str(tmp_path / "h.nc"),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert "60 samples" in stdout  # one batch of the whole 60-sample subset
+    h = landscape.load_dataset(tmp_path / "h.nc")
+    assert h.attrs["samples"] == 60 and h.attrs["samples_seed"] == 2

@@ -3,6 +3,9 @@
 Every builder takes ``num_classes`` and ``input_shape`` (the shape of one input, without the batch
 dimension) and model-specific keyword arguments such as ``width``. The returned module's
 ``named_parameters()`` names are the names used everywhere else (masks, Datasets, plots).
+
+Every model also declares its permutation structure next to its builder (``PERMUTATIONS``; see
+:mod:`training.models.permutations`), which permutation alignment of two checkpoints needs.
 """
 
 from __future__ import annotations
@@ -14,10 +17,21 @@ from typing import Any
 from torch import nn
 
 from training.errors import ConfigError
-from training.models.cifar import resnet18, resnet20, resnet32, resnet56, vgg16, vgg19
-from training.models.imagenet import resnet50
-from training.models.resnet1d import resnet20_1d
-from training.models.small import cnn1d, mlp
+from training.models.cifar import (
+    basic_resnet_permutations,
+    resnet18,
+    resnet20,
+    resnet32,
+    resnet56,
+    torchvision_resnet_permutations,
+    vgg16,
+    vgg19,
+    vgg_permutations,
+)
+from training.models.imagenet import resnet50, resnet50_permutations
+from training.models.permutations import PermutationGroup, check_groups
+from training.models.resnet1d import resnet20_1d, resnet20_1d_permutations
+from training.models.small import cnn1d, cnn1d_permutations, mlp, mlp_permutations
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "mlp": mlp,
@@ -31,6 +45,32 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "vgg19": vgg19,
     "resnet50": resnet50,
 }
+
+PERMUTATIONS: dict[str, Callable[[nn.Module], list[PermutationGroup]]] = {
+    "mlp": mlp_permutations,
+    "cnn1d": cnn1d_permutations,
+    "resnet20_1d": resnet20_1d_permutations,
+    "resnet20": basic_resnet_permutations,
+    "resnet32": basic_resnet_permutations,
+    "resnet56": basic_resnet_permutations,
+    "resnet18": torchvision_resnet_permutations,
+    "vgg16": vgg_permutations,
+    "vgg19": vgg_permutations,
+    "resnet50": resnet50_permutations,
+}
+
+
+def permutation_groups(name: str, model: nn.Module) -> list[PermutationGroup]:
+    """The declared permutation groups of ``model`` (built as registry model ``name``), checked
+    against its state dict. A model without a declaration raises :class:`ConfigError`."""
+    if name not in PERMUTATIONS:
+        raise ConfigError(
+            f"model {name!r} declares no permutation structure, so it cannot be aligned; declare one next "
+            "to the model and add it to training.models.PERMUTATIONS"
+        )
+    groups = PERMUTATIONS[name](model)
+    check_groups(model, groups)
+    return groups
 
 
 def build(name: str, num_classes: int, input_shape: Sequence[int] | None = None, **kwargs: Any) -> nn.Module:
@@ -55,4 +95,4 @@ def build(name: str, num_classes: int, input_shape: Sequence[int] | None = None,
     return builder(num_classes=num_classes, **kwargs)
 
 
-__all__ = ["MODELS", "build"]
+__all__ = ["MODELS", "PERMUTATIONS", "PermutationGroup", "build", "permutation_groups"]

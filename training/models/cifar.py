@@ -10,6 +10,7 @@ from torch import nn
 
 from training.errors import ConfigError
 from training.models.init import kaiming_init
+from training.models.permutations import PermutationGroup, ResidualBlock, chain_groups, residual_groups
 
 
 class BasicBlock(nn.Module):
@@ -56,6 +57,34 @@ class CifarResNet(nn.Module):
         out = self.blocks(out)
         out = torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1)
         return self.fc(out)
+
+
+def basic_resnet_permutations(model: nn.Module) -> list[PermutationGroup]:
+    """Permutations of a ResNet built from :class:`BasicBlock`-shaped blocks (``conv``/``bn`` stem,
+    ``blocks.<i>.conv1/bn1/conv2/bn2``, optional ``shortcut.0/1``, ``fc``): one per stage's stream
+    (stem or shortcut projection, every ``conv2``/``bn2`` adding into it, every layer reading it) and
+    one per block's inner ``conv1``/``bn1``. Also used by the 1-D ResNet."""
+    blocks = []
+    for i, block in enumerate(model.blocks):
+        p = f"blocks.{i}"
+        shortcut = (f"{p}.shortcut.0", f"{p}.shortcut.1") if len(block.shortcut) else None
+        blocks.append(ResidualBlock(p, ((f"{p}.conv1", f"{p}.bn1"), (f"{p}.conv2", f"{p}.bn2")), shortcut))
+    return residual_groups(model, ("conv", "bn"), blocks, "fc")
+
+
+def torchvision_resnet_permutations(model: torchvision.models.ResNet) -> list[PermutationGroup]:
+    """Permutations of a torchvision ResNet (basic or bottleneck blocks in ``layer1``..``layer4``, 1x1
+    ``downsample`` projections): one per stream (the stem's, then one started by each ``downsample``)
+    and one per hidden conv inside each block. Used by ``resnet18`` here and ``resnet50``."""
+    blocks = []
+    for stage in ("layer1", "layer2", "layer3", "layer4"):
+        for i, block in enumerate(getattr(model, stage)):
+            p = f"{stage}.{i}"
+            convs = sorted(n for n, m in block.named_children() if n.startswith("conv"))
+            branch = tuple((f"{p}.{c}", f"{p}.bn{c[4:]}") for c in convs)
+            shortcut = (f"{p}.downsample.0", f"{p}.downsample.1") if block.downsample is not None else None
+            blocks.append(ResidualBlock(p, branch, shortcut))
+    return residual_groups(model, ("conv1", "bn1"), blocks, "fc")
 
 
 def _cifar_resnet(depth: int, num_classes: int, input_shape: Sequence[int], width: int) -> nn.Module:
@@ -143,6 +172,13 @@ class CifarVGG(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = nn.functional.adaptive_avg_pool2d(self.features(x), 1)
         return self.fc(torch.flatten(out, 1))
+
+
+def vgg_permutations(model: CifarVGG) -> list[PermutationGroup]:
+    """One permutation per conv layer (filters, BatchNorm, next conv's or ``fc``'s inputs; the global
+    average pool leaves one input of ``fc`` per channel)."""
+    convs = [i for i, m in enumerate(model.features) if isinstance(m, nn.Conv2d)]
+    return chain_groups(model, [(f"features.{i}", f"features.{i + 1}") for i in convs], "fc")
 
 
 def vgg16(num_classes: int = 10, input_shape: Sequence[int] = (3, 32, 32), width: int = 64) -> nn.Module:

@@ -8,6 +8,8 @@ import torchvision
 from torch import nn
 
 from training.errors import ConfigError
+from training.models.cifar import torchvision_resnet_permutations
+from training.models.permutations import PermutationGroup
 
 
 def resnet50(num_classes: int = 1000, input_shape: Sequence[int] = (3, 224, 224), width: int = 64) -> nn.Module:
@@ -19,3 +21,9 @@ def resnet50(num_classes: int = 1000, input_shape: Sequence[int] = (3, 224, 224)
     if int(input_shape[0]) != 3:
         raise ConfigError(f"model 'resnet50' needs 3 input channels, got {int(input_shape[0])}")
     return torchvision.models.resnet50(weights=None, num_classes=num_classes)
+
+
+def resnet50_permutations(model: torchvision.models.ResNet) -> list[PermutationGroup]:
+    """One permutation per stream (the stem's and one per stage, started by its ``downsample``) and two
+    per bottleneck (after ``conv1`` and ``conv2``)."""
+    return torchvision_resnet_permutations(model)

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from training.models.cifar import basic_resnet_permutations
 from training.models.init import kaiming_init
+from training.models.permutations import PermutationGroup
 
 
 class BasicBlock1d(nn.Module):
@@ -69,3 +71,9 @@ def resnet20_1d(num_classes: int = 10, input_shape: Sequence[int] = (1, 40), wid
     (fan_in) for ``fc``, BN weight 1 and bias 0, as the 2-D :func:`training.models.cifar.resnet20`."""
     channels = int(input_shape[0]) if len(input_shape) > 1 else 1
     return kaiming_init(ResNet1d(20, num_classes, width, in_channels=channels))
+
+
+def resnet20_1d_permutations(model: ResNet1d) -> list[PermutationGroup]:
+    """As the 2-D CIFAR ResNets (same module names): one permutation per stage's stream and one per
+    block's inner layer."""
+    return basic_resnet_permutations(model)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from training.models.init import kaiming_init
+from training.models.permutations import PermutationGroup, chain_groups
 
 
 class MLP(nn.Module):
@@ -30,6 +31,12 @@ class MLP(nn.Module):
 def mlp(num_classes: int, input_shape: Sequence[int] = (40,), width: int = 100) -> nn.Module:
     """Two hidden ReLU layers of ``width`` units. Init: Kaiming normal (fan_in) for linear weights, zero biases."""
     return kaiming_init(MLP(num_classes, input_shape, width))
+
+
+def mlp_permutations(model: MLP) -> list[PermutationGroup]:
+    """One permutation per hidden layer (weight rows, bias, next layer's columns)."""
+    linears = [f"features.{i}" for i, m in enumerate(model.features) if isinstance(m, nn.Linear)]
+    return chain_groups(model, [(name, None) for name in linears], "fc")
 
 
 class CNN1d(nn.Module):
@@ -70,3 +77,12 @@ def cnn1d(num_classes: int, input_shape: Sequence[int] = (1, 40), width: int = 3
     """1D CNN with BatchNorm for MNIST-1D. Init: Kaiming normal (fan_out, ReLU) for convs, Kaiming
     normal (fan_in) for the linear layer, BN weight 1 and bias 0."""
     return kaiming_init(CNN1d(num_classes, input_shape, width))
+
+
+def cnn1d_permutations(model: CNN1d) -> list[PermutationGroup]:
+    """One permutation per conv block (conv filters, BatchNorm, next conv's input channels); the last
+    block's channels map to runs of ``length`` inputs of the classifier (the flatten is channel-major)."""
+    convs = [i for i, m in enumerate(model.features) if isinstance(m, nn.Conv1d)]
+    length = model.fc.in_features // model.features[convs[-1]].out_channels
+    layers = [(f"features.{i}", f"features.{i + 1}") for i in convs]
+    return chain_groups(model, layers, "fc", head_block=length)

@@ -1,0 +1,162 @@
+"""Connectivity beyond the straight line: the ``curve`` command, and the path tables that
+``interpolate`` and ``curve`` print (loss and error along the path, both barrier definitions)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from landscape.cli.app import (
+    AlignOpt,
+    DataOpt,
+    DataRootOpt,
+    DeviceOpt,
+    QuietOpt,
+    SamplesOpt,
+    SamplesSeedOpt,
+    app,
+    out_console,
+)
+from training.errors import UserError
+
+
+def split_names(split: str) -> list[str]:
+    """``test``, ``train`` or ``both`` as a list of split names."""
+    if split not in ("test", "train", "both"):
+        raise UserError(f"unknown split {split!r}; choose from: test, train, both")
+    return ["train", "test"] if split == "both" else [split]
+
+
+def samples_attrs(samples: int | None, seed: int) -> dict[str, int]:
+    """Dataset attrs recording the ``--samples`` subset: ``samples`` (-1 for the whole split) and its seed."""
+    return {"samples": -1 if samples is None else int(samples), "samples_seed": int(seed)}
+
+
+def print_path(ds: Any, coord: str = "alpha", title: str = "loss and error along θ(α) = (1−α)θ_A + αθ_B") -> None:
+    """Print loss and error at every point of the path, then per split the barriers: the chosen
+    definition first, then both definitions, and whether the endpoints are connected."""
+    table = Table(title=title)
+    table.add_column(coord.replace("alpha", "α"), justify="right")
+    for split in ds["split"].values:
+        table.add_column(f"{split} loss", justify="right")
+        table.add_column(f"{split} error", justify="right")
+    for i, x in enumerate(ds[coord].values):
+        row = [f"{x:.3f}"]
+        for split in ds["split"].values:
+            row += [f"{float(ds['loss'].sel(split=split)[i]):.4f}", f"{float(ds['error'].sel(split=split)[i]):.4f}"]
+        table.add_row(*row)
+    out_console.print(table)
+    align = ds.attrs.get("align_method", "none")
+    aligned = "" if align == "none" else f", aligned by {align}"
+    for split in ds["split"].values:
+        sel = ds.sel(split=split)
+        out_console.print(
+            f"{split}: loss barrier {float(sel['loss_barrier']):.4f}, error barrier {float(sel['error_barrier']):.4f} "
+            f"({ds.attrs['barrier_definition']}, bn={ds.attrs['bn']}{aligned}); "
+            f"endpoint-mean {float(sel['loss_barrier_endpoint_mean']):.4f} / "
+            f"{float(sel['error_barrier_endpoint_mean']):.4f}, "
+            f"chord {float(sel['loss_barrier_chord']):.4f} / {float(sel['error_barrier_chord']):.4f} (loss / error); "
+            f"{'connected' if bool(sel['connected']) else 'not connected'} "
+            f"(error barrier < {ds.attrs['connected_threshold']})"
+        )
+    if align != "none":
+        out_console.print(
+            f"alignment: squared distance {ds.attrs['align_cost_before']:.4g} → {ds.attrs['align_cost_after']:.4g}, "
+            f"{100 * ds.attrs['align_units_moved']:.1f}% of units moved"
+        )
+
+
+def print_pairs(ds: Any) -> None:
+    """One row per (pair, method, split): the error barriers under both definitions and ``connected``."""
+    table = Table(title="barriers between the runs' final checkpoints (error; endpoint-mean and chord)")
+    for col in ("run A", "run B", "alignment", "split", "error barrier", "chord", "loss barrier", "connected"):
+        table.add_column(col, justify="right")
+    for p in ds["pair"].values:
+        for method in ds["align"].values:
+            for split in ds["split"].values:
+                sel = ds.sel(pair=p, align=method, split=split)
+                table.add_row(
+                    str(sel["run_a"].item()), str(sel["run_b"].item()), str(method), str(split),
+                    f"{float(sel['pair_error_barrier_endpoint_mean']):.4f}",
+                    f"{float(sel['pair_error_barrier_chord']):.4f}",
+                    f"{float(sel['pair_loss_barrier_endpoint_mean']):.4f}",
+                    "yes" if bool(sel["pair_connected"]) else "no",
+                )  # fmt: skip
+    out_console.print(table)
+
+
+@app.command()
+def curve(
+    ckpt_a: Path = typer.Argument(..., help="Checkpoint at t = 0."),
+    ckpt_b: Path = typer.Argument(..., help="Checkpoint at t = 1."),
+    kind: str = typer.Option("bezier", help="bezier (quadratic Bezier) or polychain (one bend)."),
+    epochs: int = typer.Option(10, help="Epochs of training the bend (0: the bend stays at the midpoint)."),
+    points: int = typer.Option(31, help="Number of t values in [0, 1], endpoints included (≥ 2)."),
+    lr: float = typer.Option(0.05, help="SGD learning rate of the bend (Garipov et al.'s schedule)."),
+    momentum: float = typer.Option(0.9, help="SGD momentum."),
+    weight_decay: float = typer.Option(0.0, help="SGD weight decay on the bend."),
+    batch_size: int = typer.Option(128, help="Training batch size."),
+    mask: str = typer.Option("union", help="Where the bend may be non-zero: union or intersection of the masks."),
+    align: str = AlignOpt,
+    split: str = typer.Option("test", help="test, train or both."),
+    bn_batches: int = typer.Option(None, help="Batches for BN recalibration at each t (default: all)."),
+    barrier: str = typer.Option("endpoint-mean", help="endpoint-mean (Frankle et al.) or chord: the one shown first."),
+    samples: int = SamplesOpt,
+    samples_seed: int = SamplesSeedOpt,
+    seed: int = typer.Option(0, help="Seed of the data order and of the sampled t."),
+    data: str = DataOpt,
+    data_root: str = DataRootOpt,
+    eval_batch_size: int = typer.Option(1000, help="Evaluation batch size."),
+    device: str = DeviceOpt,
+    out: Path = typer.Option(None, help="Write the Dataset to this netCDF file."),
+    bend: Path = typer.Option(None, help="Write the bend checkpoint here (default: OUT with suffix .bend.pt)."),
+    quiet: bool = QuietOpt,
+) -> None:
+    """Train a mode-connecting curve between two checkpoints (Garipov et al. 2018) and print its barriers."""
+    from landscape.curves import curve as run_curve
+    from landscape.results import save_dataset
+    from training.checkpoint import check_compatible, checkpoint_bundle, load_checkpoint
+    from training.fileio import derive_seed
+
+    names = split_names(split)
+    if points < 2:
+        raise UserError(f"--points must be at least 2 (both endpoints), got {points}")
+    a, b = load_checkpoint(ckpt_a), load_checkpoint(ckpt_b)
+    check_compatible(a, b)
+    bundle = checkpoint_bundle(a, dataset=data, root=data_root, samples=samples, samples_seed=samples_seed)
+    ds, bend_ckpt = run_curve(
+        a,
+        b,
+        {s: bundle.eval_loader(s, eval_batch_size) for s in names},
+        lambda epoch: bundle.train_loader(batch_size, seed=derive_seed(seed, "curve-data", epoch)),
+        kind=kind,
+        epochs=epochs,
+        points=points,
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        mask=mask,
+        align=align,
+        bn_data=bundle.eval_loader("train", eval_batch_size),
+        bn_batches=bn_batches,
+        barrier_kind=barrier,
+        seed=seed,
+        device=device,
+        quiet=quiet,
+    )
+    ds.attrs.update(samples_attrs(samples, samples_seed))
+    print_path(ds, "t", f"loss and error along the {kind} curve φ(t) from A to B")
+    out_console.print(
+        f"path length {float(ds['path_length']):.4g} (straight line {float(ds['linear_path_length']):.4g})"
+    )
+    bend_path = bend if bend is not None else (out.with_suffix(".bend.pt") if out is not None else None)
+    if bend_path is not None:
+        bend_ckpt.save(bend_path)
+        ds.attrs["bend_path"] = str(bend_path)
+        print(f"wrote {bend_path}")
+    if out is not None:
+        save_dataset(ds, out)
+        print(f"wrote {out}")
