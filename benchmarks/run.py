@@ -467,6 +467,13 @@ def bench_analyze(s: Suite) -> None:
     )
 
 
+def bench_alignment(s: Suite) -> None:
+    """Weight matching vs one 31-point interpolation (resnet20); see benchmarks/alignment.py."""
+    from alignment import bench_alignment as run_alignment  # this folder is on sys.path when run as a script
+
+    run_alignment(s)
+
+
 BENCHES: dict[str, Callable[[Suite], None]] = {
     "masking": bench_masking,
     "training-loop": bench_training_loop,
@@ -475,6 +482,7 @@ BENCHES: dict[str, Callable[[Suite], None]] = {
     "lmc": bench_lmc,
     "demo": bench_demo,
     "analyze": bench_analyze,
+    "alignment": bench_alignment,
 }
 
 
