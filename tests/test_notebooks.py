@@ -32,6 +32,7 @@ FIGURES = {
     "04_sculpting": {"04_sculpting"},
     "05_sanity_checks_random_tickets": {"05_sanity_checks", "05_keep_ratios"},
     "06_loss_surfaces": {"06_surface_cyclic", "06_surface_one-cycle", "06_surface_plane"},
+    "07_alignment_and_curves": {"07_alignment_and_curves", "07_paths_two_seeds"},
 }
 
 
@@ -119,6 +120,11 @@ SCULPT = [
 CHECKS = ["half-data", "original", "random-labels", "random-pixels", "rearrange", "shuffle-weights"]
 TICKETS = ["grasp", "hybrid", "lrr", "smart-ratio random", "snip", "uniform random"]
 SURFACE = {"centre_loss": non_negative, "max_loss": non_negative}
+PATHS_07 = [
+    f"{kind}/{path}"
+    for kind in ("consecutive cycles", "cyclic→one-cycle", "two seeds")
+    for path in ("straight", "weight matching", "activation matching", "Bezier curve")
+]
 
 
 # Epochs per run, fixed by the configs: SCULPT-ing and cyclic PaI train 4 cycles of 3 epochs; LRR
@@ -162,6 +168,12 @@ SUMMARIES = {
         "cyclic": SURFACE,
         "one-cycle": SURFACE,
         "plane": {"min_loss": non_negative, "max_loss": non_negative},
+    },
+    "07_alignment_and_curves": {
+        "barriers": each(PATHS_07, BARRIER_STATS),
+        "connected": each(PATHS_07, fraction),
+        "seeds": SEEDS,
+        "curve_epochs": QUICK.connectivity.epochs,
     },
 }
 

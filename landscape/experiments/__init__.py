@@ -14,6 +14,7 @@ Every ``run_*`` function trains its grid in this process (runs are named by conf
 re-run only trains what is missing and reads the rest back) and returns an :class:`ExperimentResult`.
 """
 
+from landscape.experiments.alignment import run_alignment_and_curves
 from landscape.experiments.connectivity import connectivity_configs, run_lmc_and_sharpness
 from landscape.experiments.cost import TrainingCost, training_cost
 from landscape.experiments.coupling import coupling_configs, lrr_config, run_mask_init_coupling
@@ -50,6 +51,7 @@ __all__ = [
     "get_tier",
     "lrr_config",
     "results_table",
+    "run_alignment_and_curves",
     "run_cyclic_vs_one_cycle",
     "run_grid",
     "run_lmc_and_sharpness",

@@ -15,6 +15,7 @@ from landscape.plot.analyses import (
     plot_sign_flip_heatmap,
     plot_surface,
 )
+from landscape.plot.connectivity import plot_alignment_and_curves, plot_paths
 from landscape.plot.experiments import (
     plot_cyclic_vs_one_cycle,
     plot_lmc_and_sharpness,
@@ -29,6 +30,7 @@ __all__ = [
     "_style",
     "mean_sd",
     "plot_accuracy_vs_sparsity",
+    "plot_alignment_and_curves",
     "plot_barriers",
     "plot_checkpoint_eigenvalues",
     "plot_cyclic_vs_one_cycle",
@@ -39,6 +41,7 @@ __all__ = [
     "plot_learning_curves",
     "plot_lmc_and_sharpness",
     "plot_mask_init_coupling",
+    "plot_paths",
     "plot_sanity_checks",
     "plot_schedules",
     "plot_sculpting",
