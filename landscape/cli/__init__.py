@@ -5,6 +5,7 @@
 * :mod:`landscape.cli.run_commands` — ``train``, ``prune``, ``sweep``, ``demo``;
 * :mod:`landscape.cli.analysis_commands` — ``interpolate``, ``hessian``, ``signs``, ``surface``, ``analyze``;
 * :mod:`landscape.cli.connectivity_commands` — ``curve`` and the printed path and pair tables;
+* :mod:`landscape.cli.reproduce_command` — ``reproduce``: the reproduction's claim groups and report;
 * :mod:`landscape.cli.main` — :func:`main`, which maps errors to exit codes.
 """
 

@@ -13,12 +13,12 @@ import sys
 
 import typer
 
-from landscape.cli import analysis_commands, connectivity_commands, run_commands
+from landscape.cli import analysis_commands, connectivity_commands, reproduce_command, run_commands
 from landscape.cli.app import app, param_name
 from training.errors import LandscapeError
 
 # importing them registers their commands on ``app``
-COMMAND_MODULES = (analysis_commands, connectivity_commands, run_commands)
+COMMAND_MODULES = (analysis_commands, connectivity_commands, reproduce_command, run_commands)
 
 
 def flag_for(command_name: str | None, param: str) -> str | None:

@@ -15,8 +15,9 @@ from training.config import MaskConfig, RecipeConfig, ScheduleConfig, TrainConfi
 def sculpting_configs(tier: Tier) -> list[tuple[dict[str, Any], TrainConfig]]:
     """``(labels, config)`` per run: per target sparsity and seed, SCULPT-ing from each start sparsity
     s₀ (a random ERK mask at s₀, ``C₀`` cycles of ``E`` epochs, one magnitude step to the target, one
-    more cycle), LRR (one-cycle levels of ``E`` epochs) and cyclic PaI (``C₀ + 1`` cycles of ``E``, a
-    random ERK mask at the target). ``labels`` hold ``method`` (e.g. ``"sculpt s0=0.5"``) and ``target``."""
+    more cycle), LRR (one-cycle levels of ``E`` epochs) and cyclic PaI (``pai_cycles`` cycles of ``E``,
+    default ``C₀ + 1``, a random ERK mask at the target). ``labels`` hold ``method`` (e.g.
+    ``"sculpt s0=0.5"``) and ``target``."""
     s = tier.sculpting
     erk = {"method": "random", "distribution": "erk"}
     out = []
@@ -40,7 +41,7 @@ def sculpting_configs(tier: Tier) -> list[tuple[dict[str, Any], TrainConfig]]:
             out.append(({"method": "lrr", "target": target}, lrr))
             pai = replace(
                 base,
-                schedule=ScheduleConfig(name="cyclic", cycles=s.cycles + 1, epochs=s.epochs),
+                schedule=ScheduleConfig(name="cyclic", cycles=s.pai_cycles or s.cycles + 1, epochs=s.epochs),
                 mask=MaskConfig(**erk, sparsity=target),
             )
             out.append(({"method": "cyclic PaI", "target": target}, pai))

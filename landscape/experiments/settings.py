@@ -1,13 +1,23 @@
 """Named tiers of the figure notebooks' experiments: data, model, budgets, sparsities and seeds.
 
 A :class:`Tier` holds the base :class:`~training.config.TrainConfig` of every run and one frozen
-settings object per experiment family. Two tiers are defined in :data:`TIERS`:
+settings object per experiment family. Four tiers are defined in :data:`TIERS`:
 
 * ``quick`` (the default; CI): MNIST-1D, ``cnn1d`` of width 16 (notebook 05: width 32), peak LR 0.1,
   batch 128, a few epochs and 2 seeds, on the CPU in minutes. These are exactly the settings the
   notebooks used before this package existed, so their run hashes and numbers are unchanged.
-* ``full``: CIFAR-10 from a data root, ``resnet20`` (notebook 05: ``resnet32`` of width 32), peak LR
-  0.2, batch 512, the papers' epoch counts and 3 seeds (notebook 05: 1), on a GPU.
+* ``medium``: the reproduction protocol of ``REPRODUCTION.md`` (Part 1): MNIST-1D with a 10,000-signal
+  test set, ``resnet20_1d`` of width 16, SGD (momentum 0.9, peak LR 0.1, weight decay 5e-4), batch 128,
+  one-cycle schedules of E = 8 epochs per cycle, 5 paired seeds; every family runs exactly the
+  protocol's arms. About 15-25 minutes per claim group on 2 CPU cores (``landscape reproduce``).
+* ``medium-images``: the protocol's real-image check (claim P1-1i): Fashion-MNIST (a class-balanced
+  10,000-image training subset, read from the Debian package's folder by default), the CIFAR
+  ``resnet20`` at width 8, E = 4, 5 seeds.
+* ``full``: CIFAR-10 from a data root on a GPU: the CIFAR ResNet-18 of Paper 1 (TurboPrune's setting
+  A: batch 512, peak LR 0.2, weight decay 5e-4) and, for notebook 05, Su et al.'s ResNet-32 of width
+  32 with their optimiser (batch 64, LR 0.1, weight decay 1e-4, 160 epochs, ×0.1 at 80 and 120), 3
+  seeds. Its deviations from the papers are listed by
+  :func:`landscape.experiments.deviations.full_tier_deviations`.
 
 The tier is chosen by ``$LANDSCAPE_TIER`` (:func:`tier_from_env`); ``LANDSCAPE_FULL=1``, the earlier
 switch, still means ``full``. A tier whose data lives in files (``data_root`` set) reads them from
@@ -27,12 +37,16 @@ from training.errors import UserError
 @dataclass(frozen=True)
 class CyclicSettings:
     """Notebook 01: PaI masks trained for ``cycles`` cycles of ``epochs`` epochs against one cycle
-    of ``cycles × epochs`` epochs, at every sparsity (fraction of prunable weights set to zero)."""
+    of ``cycles × epochs`` epochs (and the ``extra_arms``), at every sparsity (fraction of prunable
+    weights set to zero)."""
 
     cycles: int
     epochs: int
     sparsities: tuple[float, ...]
     methods: tuple[str, ...] = ("random", "snip", "synflow")
+    extra_arms: tuple[str, ...] = ()
+    """Further arms of the same masks: ``ordinary`` (one cycle of ``epochs`` epochs, Paper 1's headline
+    comparison) and ``cosine`` (one cycle of ``cycles × epochs`` epochs with cosine decay)."""
 
 
 @dataclass(frozen=True)
@@ -53,39 +67,57 @@ class ConnectivitySettings:
 class CouplingSettings:
     """Notebook 03: an LRR ticket at ``sparsity`` (one-cycle levels of ``epochs`` epochs, pruning
     ``lrr_prune_fraction`` of the remaining weights per level, rewind point after epoch 1), whose mask
-    is retrained from each initialisation in ``inits`` for one cycle of ``cycles × epochs`` epochs and
-    for ``cycles`` cycles of ``epochs`` epochs."""
+    is retrained from each initialisation in ``inits`` under each of ``schedules``: ``one-cycle`` (one
+    cycle of ``cycles × epochs`` epochs) and ``cyclic`` (``cycles`` cycles of ``epochs`` epochs). With
+    ``ticket_per_seed`` every seed has its own LRR ticket (the LRR run of that seed supplies the mask
+    and the warmup point), else one ticket of the base seed serves all seeds."""
 
     epochs: int
     cycles: int
     sparsity: float
     lrr_prune_fraction: float
     inits: tuple[str, ...] = ("random", "warmup", "warmup-signs", "random-signs")
+    schedules: tuple[str, ...] = ("one-cycle", "cyclic")
+    ticket_per_seed: bool = False
 
 
 @dataclass(frozen=True)
 class SculptSettings:
     """Notebook 04: at every target sparsity, SCULPT-ing from a random ERK mask at each of
     ``start_sparsities`` (``cycles`` cycles of ``epochs`` epochs, a magnitude step, one more cycle)
-    against LRR (one-cycle levels of ``epochs`` epochs) and cyclic PaI (``cycles + 1`` cycles)."""
+    against LRR (one-cycle levels of ``epochs`` epochs) and cyclic PaI (``pai_cycles`` cycles, default
+    ``cycles + 1``: the same cost as SCULPT-ing)."""
 
     epochs: int
     cycles: int
     targets: tuple[float, ...]
     lrr_prune_fraction: float
     start_sparsities: tuple[float, ...] = (0.2, 0.5, 0.7)
+    pai_cycles: int | None = None
 
 
 @dataclass(frozen=True)
 class SanitySettings:
     """Notebook 05 (Su et al. 2020): every method trained with ``schedule`` on ``model`` at ``sparsity``;
-    LT (IMP) and LRR prune ``prune_fraction`` per level. ``seeds`` overrides the tier's seeds."""
+    LT (IMP) and LRR prune ``prune_fraction`` per level, or to the target in one level with
+    ``one_shot`` (Su et al.'s LT). ``seeds`` overrides the tier's seeds; ``optim`` and ``batch_size``
+    the tier's optimiser and batch size. ``checks`` (default: all of
+    :data:`~landscape.experiments.sanity.CHECKS`) are applied to every method. ``tickets`` (default:
+    all) are trained at each of ``ticket_sparsities`` (default: ``sparsity``), except ``hybrid`` and
+    ``lrr``, trained at each of ``hybrid_sparsities`` (default: ``sparsity``)."""
 
     schedule: ScheduleConfig
     model: ModelConfig
     sparsity: float
     prune_fraction: float
     seeds: tuple[int, ...] | None = None
+    one_shot: bool = False
+    optim: OptimConfig | None = None
+    batch_size: int | None = None
+    checks: tuple[str, ...] | None = None
+    tickets: tuple[str, ...] | None = None
+    ticket_sparsities: tuple[float, ...] | None = None
+    hybrid_sparsities: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -149,31 +181,102 @@ QUICK = Tier(
     surfaces=SurfaceSettings(cycles=4, epochs=3, grid=11),
 )
 
+# The protocol's arms (REPRODUCTION.md, Part 1); every coupling arm of training.recipes.
+COUPLING_ARMS = ("random", "rewind-init", "warmup", "warmup-signs", "random-signs")
+PROTOCOL_CHECKS = ("original", "random-labels", "rearrange")
+PROTOCOL_TICKETS = ("smart-ratio random", "snip", "grasp", "hybrid", "lrr")
+FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"  # the Debian package dataset-fashion-mnist
+
+MEDIUM = Tier(
+    name="medium",
+    base=TrainConfig(
+        data=DataConfig(name="mnist1d", batch_size=128, mnist1d_test=10000),
+        model=ModelConfig(name="resnet20_1d", width=16),
+        optim=OptimConfig(lr=0.1, momentum=0.9, weight_decay=5e-4),
+        device="auto",
+    ),
+    seeds=(0, 1, 2, 3, 4),
+    cyclic=CyclicSettings(
+        cycles=4, epochs=8, sparsities=(0.9,), methods=("random", "snip"), extra_arms=("ordinary", "cosine")
+    ),
+    connectivity=ConnectivitySettings(cycles=4, epochs=8, points=11, hessian_batch_size=512),
+    coupling=CouplingSettings(
+        epochs=8,
+        cycles=4,
+        sparsity=0.95,
+        lrr_prune_fraction=0.2,
+        inits=COUPLING_ARMS,
+        schedules=("cyclic",),
+        ticket_per_seed=True,
+    ),
+    sculpting=SculptSettings(
+        epochs=8, cycles=3, targets=(0.95,), lrr_prune_fraction=0.2, start_sparsities=(0.5,), pai_cycles=15
+    ),
+    sanity=SanitySettings(
+        schedule=ScheduleConfig(name="one-cycle", epochs=16),
+        model=ModelConfig(name="resnet20_1d", width=16),
+        sparsity=0.9,
+        prune_fraction=0.2,
+        one_shot=True,
+        checks=PROTOCOL_CHECKS,
+        tickets=PROTOCOL_TICKETS,
+        ticket_sparsities=(0.9, 0.95),
+        hybrid_sparsities=(0.95,),
+    ),
+    surfaces=SurfaceSettings(cycles=4, epochs=8, grid=11),
+)
+
+MEDIUM_IMAGES = replace(
+    MEDIUM,
+    name="medium-images",
+    base=replace(
+        MEDIUM.base,
+        data=DataConfig(name="fashion-mnist", train_samples=10000),
+        model=ModelConfig(name="resnet20", width=8),
+    ),
+    cyclic=CyclicSettings(cycles=3, epochs=4, sparsities=(0.9,), methods=("random",), extra_arms=("ordinary",)),
+    connectivity=ConnectivitySettings(cycles=3, epochs=4, points=11, hessian_batch_size=512),
+    coupling=replace(MEDIUM.coupling, epochs=4, cycles=3),
+    sculpting=replace(MEDIUM.sculpting, epochs=4, pai_cycles=15),
+    sanity=replace(
+        MEDIUM.sanity, schedule=ScheduleConfig(name="one-cycle", epochs=8), model=ModelConfig(name="resnet20", width=8)
+    ),
+    surfaces=SurfaceSettings(cycles=3, epochs=4, grid=11),
+    data_root=FASHION_MNIST_ROOT,
+)
+
 FULL = Tier(
     name="full",
     base=TrainConfig(
         data=DataConfig(name="cifar10", root="/data", batch_size=512, num_workers=8),
-        model=ModelConfig(name="resnet20"),
+        model=ModelConfig(name="resnet18"),
         optim=OptimConfig(lr=0.2, weight_decay=5e-4),
         device="cuda",
     ),
     seeds=(0, 1, 2),
-    cyclic=CyclicSettings(cycles=5, epochs=30, sparsities=(0.5, 0.7, 0.9, 0.95, 0.98)),
+    cyclic=CyclicSettings(
+        cycles=5, epochs=30, sparsities=(0.5, 0.7, 0.9, 0.95, 0.98), extra_arms=("ordinary", "cosine")
+    ),
     connectivity=ConnectivitySettings(cycles=5, epochs=30, points=31, hessian_batch_size=1024),
-    coupling=CouplingSettings(epochs=30, cycles=5, sparsity=0.95, lrr_prune_fraction=0.2),
+    coupling=CouplingSettings(
+        epochs=30, cycles=5, sparsity=0.95, lrr_prune_fraction=0.2, inits=COUPLING_ARMS, ticket_per_seed=True
+    ),
     sculpting=SculptSettings(epochs=30, cycles=4, targets=(0.9, 0.95, 0.98), lrr_prune_fraction=0.2),
     sanity=SanitySettings(
         schedule=ScheduleConfig(name="step", epochs=160),
         model=ModelConfig(name="resnet32", width=32),
         sparsity=0.95,
         prune_fraction=0.2,
-        seeds=(0,),
+        one_shot=True,
+        optim=OptimConfig(lr=0.1, weight_decay=1e-4),
+        batch_size=64,
+        ticket_sparsities=(0.9, 0.95, 0.98),
     ),
     surfaces=SurfaceSettings(cycles=5, epochs=30, grid=31),
     data_root="/data",
 )
 
-TIERS: dict[str, Tier] = {tier.name: tier for tier in (QUICK, FULL)}
+TIERS: dict[str, Tier] = {tier.name: tier for tier in (QUICK, MEDIUM, MEDIUM_IMAGES, FULL)}
 
 
 def get_tier(name: str, *, data_root: str | None = None) -> Tier:

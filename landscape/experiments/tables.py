@@ -67,9 +67,12 @@ def results_table(
     runs: Sequence[RunResult], keys: Sequence[str] = (), labels: Sequence[Mapping[str, Any]] | None = None
 ) -> pd.DataFrame:
     """One row per run: the experiment's ``labels`` (one mapping per run), the dotted config ``keys``,
-    the final ``test_error`` and ``accuracy`` (1 − test error), the final ``train_loss`` (nats), the
-    cost (``epochs`` over all stages and ``dense_epoch_flops``, see :func:`training_cost`) and ``run_dir``.
-    Final means the last finite epoch of the last level (:func:`final_value`)."""
+    the final ``test_error`` and ``accuracy`` (1 − test error), the final ``train_loss`` (nats; the
+    running mean over the last epoch's augmented batches), ``train_set_loss`` (nats; the loss over the
+    whole unaugmented training set in eval mode at the end of the last cycle, NaN for runs made before
+    it was recorded), the cost (``epochs`` over all stages and ``dense_epoch_flops``, see
+    :func:`training_cost`) and ``run_dir``. Final means the last finite epoch (or cycle) of the last
+    level (:func:`final_value`)."""
     if labels is not None and len(labels) != len(runs):
         raise ValueError(f"{len(labels)} labels for {len(runs)} runs")
     rows = []
@@ -84,6 +87,9 @@ def results_table(
                 "test_error": test_error,
                 "accuracy": 1 - test_error,
                 "train_loss": final_value(run.metrics, "train_loss"),
+                "train_set_loss": (
+                    final_value(run.metrics, "train_set_loss") if "train_set_loss" in run.metrics else float("nan")
+                ),
                 "epochs": cost.epochs,
                 "dense_epoch_flops": cost.dense_epoch_flops,
                 "run_dir": str(run.run_dir),

@@ -1,7 +1,8 @@
 """Figure functions. Each returns a matplotlib ``Figure`` and never touches global style state.
 
 :mod:`~landscape.plot.runs` draws training runs, :mod:`~landscape.plot.analyses` the analyses'
-Datasets, :mod:`~landscape.plot.experiments` the figure notebooks' tables; all draw inside one style
+Datasets, :mod:`~landscape.plot.experiments` the figure notebooks' tables, :mod:`~landscape.plot.claims`
+the reproduction's claim groups; all draw inside one style
 (:mod:`~landscape.plot.style`).
 """
 
@@ -15,6 +16,7 @@ from landscape.plot.analyses import (
     plot_sign_flip_heatmap,
     plot_surface,
 )
+from landscape.plot.claims import plot_reproduction
 from landscape.plot.connectivity import plot_alignment_and_curves, plot_paths
 from landscape.plot.experiments import (
     plot_cyclic_vs_one_cycle,
@@ -42,6 +44,7 @@ __all__ = [
     "plot_lmc_and_sharpness",
     "plot_mask_init_coupling",
     "plot_paths",
+    "plot_reproduction",
     "plot_sanity_checks",
     "plot_schedules",
     "plot_sculpting",

@@ -85,12 +85,13 @@ def _bars(ax: Axes, df: pd.DataFrame, x: str, y: str, hue: str | None = None, or
 
 def plot_cyclic_vs_one_cycle(table: pd.DataFrame) -> Figure:
     """Notebook 01: final test accuracy (left) and final training loss (right, nats, log scale) against
-    sparsity, one line per (schedule, pruning method). ``table``: columns ``mask.method``,
-    ``mask.sparsity``, ``schedule.name``, ``accuracy``, ``train_loss`` (one row per run)."""
+    sparsity, one line per (arm, pruning method). ``table``: columns ``mask.method``, ``mask.sparsity``,
+    ``arm`` (else ``schedule.name``), ``accuracy``, ``train_loss`` (one row per run)."""
+    hue = "arm" if "arm" in table else "schedule.name"
     with _style():
         fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
         for ax, y in zip(axes, ("accuracy", "train_loss"), strict=True):
-            _mean_lines(ax, table, "mask.sparsity", y, hue="schedule.name", style="mask.method")
+            _mean_lines(ax, table, "mask.sparsity", y, hue=hue, style="mask.method")
             ax.set_xlabel("sparsity")
         axes[0].set_ylabel("test accuracy")
         axes[1].set_ylabel("final train loss (nats)")
@@ -181,14 +182,18 @@ def plot_sculpting(table: pd.DataFrame) -> Figure:
 
 def plot_sanity_checks(checks: pd.DataFrame, tickets: pd.DataFrame) -> Figure:
     """Notebook 05: final test accuracy of each pruning method under each sanity check (left) and of
-    each ticket (right). ``checks``: columns ``method``, ``check``, ``accuracy``; ``tickets``:
-    ``ticket``, ``accuracy`` (one row per run)."""
+    each ticket (right; one bar per sparsity when ``tickets`` has several in its ``sparsity`` column).
+    ``checks``: columns ``method``, ``check``, ``accuracy``; ``tickets``: ``ticket``, ``accuracy``
+    (one row per run)."""
+    several = "sparsity" in tickets and tickets["sparsity"].nunique() > 1
     with _style():
         fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
         _bars(axes[0], checks, "method", "accuracy", hue="check")
         axes[0].set_ylim(max(0.0, float(checks["accuracy"].min()) - 0.1), 1)
         axes[0].legend(frameon=False, fontsize=7)
-        _bars(axes[1], tickets, "ticket", "accuracy")
+        _bars(axes[1], tickets, "ticket", "accuracy", hue="sparsity" if several else None)
+        if several:
+            axes[1].legend(frameon=False, fontsize=7, title="sparsity", title_fontsize=7)
         _rotate_ticks(axes[1])
         axes[1].set_ylim(max(0.0, float(tickets["accuracy"].min()) - 0.1), 1)
         for ax in axes:

@@ -28,8 +28,11 @@ def test_tier_from_env():
     assert experiments.tier_from_env({"LANDSCAPE_TIER": "full"}).base.data.root == "/data"
     quick = experiments.tier_from_env({"LANDSCAPE_DATA_ROOT": "/datasets"})
     assert quick.base.data.root is None  # MNIST-1D is generated, not read from a folder
-    with pytest.raises(UserError, match="LANDSCAPE_TIER='medium' is not a tier"):
-        experiments.tier_from_env({"LANDSCAPE_TIER": "medium"})
+    assert experiments.tier_from_env({"LANDSCAPE_TIER": "medium"}).base.model.name == "resnet20_1d"
+    images = experiments.tier_from_env({"LANDSCAPE_TIER": "medium-images", "LANDSCAPE_DATA_ROOT": "/fm"})
+    assert images.base.data.name == "fashion-mnist" and images.base.data.root == "/fm"
+    with pytest.raises(UserError, match="LANDSCAPE_TIER='huge' is not a tier"):
+        experiments.tier_from_env({"LANDSCAPE_TIER": "huge"})
     with pytest.raises(UserError, match="unknown tier name"):
         experiments.get_tier("huge")
 
@@ -135,7 +138,7 @@ def test_cyclic_summary_pairs_runs_by_seed():
     for seed, (cyc, one, loss_c, loss_o) in enumerate([(0.8, 0.7, 0.1, 0.2), (0.6, 0.7, 0.3, 0.2)]):
         for sched, acc, loss in (("cyclic", cyc, loss_c), ("one-cycle", one, loss_o)):
             rows.append(
-                {"mask.method": "snip", "mask.sparsity": 0.9, "seed": seed, "schedule.name": sched}
+                {"mask.method": "snip", "mask.sparsity": 0.9, "seed": seed, "arm": sched}
                 | {"accuracy": acc, "train_loss": loss}
             )
     summary = cyclic_summary(pd.DataFrame(rows), tier)

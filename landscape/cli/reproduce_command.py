@@ -1,0 +1,72 @@
+"""``landscape reproduce``: one command per claim group of the reproduction protocol, and the report."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from landscape.cli.app import QuietOpt, app
+
+GROUP_HELP = "Claim group: cyclic, high-sparsity, coupling, connectivity, sanity, tickets, images, or all."
+
+
+@app.command()
+def reproduce(
+    group: str = typer.Argument(None, help=GROUP_HELP, show_default=False),
+    tier: str = typer.Option("medium", help="Tier: medium (the protocol), quick (CI-sized) or full (a GPU)."),
+    runs: Path = typer.Option(None, help="Parent folder of the run folders (default: runs/<tier>)."),
+    results: Path = typer.Option(None, help="Folder of <group>.nc and <group>-claims.json (default: results/<tier>)."),
+    figures: Path = typer.Option(None, help="Folder of <group>.png and .pdf (default: figures/<tier>)."),
+    jobs: int = typer.Option(2, help="Training processes side by side, one torch thread each (1: in this process)."),
+    report: bool = typer.Option(
+        False, "--report", help="Print the generated part of REPRODUCTION.md Part 2 from the claims files."
+    ),
+    into: Path = typer.Option(None, help="With --report: replace the generated block of this file instead."),
+    quick_results: Path = typer.Option(Path("results/quick"), help="With --report: the quick tier's claims files."),
+    quiet: bool = QuietOpt,
+) -> None:
+    """Train a claim group's runs (cached by config hash; an interrupted group continues), evaluate its
+    claims with paired seeds and 95% intervals, and write results/<tier>/<group>.nc, <group>-claims.json
+    and figures/<tier>/<group>.png/.pdf. Run it from the repository root."""
+    from landscape.experiments import protocol
+    from landscape.experiments import report as reports
+    from landscape.experiments.reproduce import group_tier, reproduce_group
+    from landscape.experiments.settings import get_tier
+    from training.errors import UserError
+
+    results = results or Path("results") / tier
+    if report:
+        block = reports.part2(reports.load_claims(results), reports.load_claims(quick_results))
+        if into is not None:
+            print(reports.write_into(into, block))
+        else:
+            print(block)
+        return
+    if group is None:
+        raise UserError("give a claim group (or --report)", param="group")
+    groups = list(protocol.GROUPS) if group == "all" else [group]
+    if group == "all":
+        get_tier(tier)  # a bad name fails before anything trains
+    else:
+        group_tier(group, tier)
+    log = (lambda line: None) if quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    for name in groups:
+        if group == "all" and name == "images":
+            try:
+                group_tier(name, tier)
+            except UserError as exc:
+                log(f"skipping images: {exc}")
+                continue
+        outcome = reproduce_group(
+            name,
+            tier,
+            runs or Path("runs") / tier,
+            results,
+            figures or Path("figures") / tier,
+            jobs=jobs,
+            log=log,
+        )
+        for path in outcome.paths:
+            print(path)
