@@ -474,6 +474,27 @@ def bench_alignment(s: Suite) -> None:
     run_alignment(s)
 
 
+def bench_loader(s: Suite) -> None:
+    """Device loader vs DataLoader on CIFAR-shaped arrays (CPU); see benchmarks/data_loading.py."""
+    from data_loading import bench_loader as run_loader  # this folder is on sys.path when run as a script
+
+    run_loader(s)
+
+
+def bench_gpu(s: Suite) -> None:
+    """Training throughput, loader share, epoch time and concurrent runs on a GPU; see benchmarks/gpu.py."""
+    from gpu import bench_gpu as run_gpu  # this folder is on sys.path when run as a script
+
+    run_gpu(s)
+
+
+def bench_curvature(s: Suite) -> None:
+    """Hessian top-k, trace, warm starts and matmat memory against the peers; see benchmarks/curvature.py."""
+    from curvature import bench_curvature as run_curvature  # this folder is on sys.path when run as a script
+
+    run_curvature(s)
+
+
 BENCHES: dict[str, Callable[[Suite], None]] = {
     "masking": bench_masking,
     "training-loop": bench_training_loop,
@@ -482,7 +503,10 @@ BENCHES: dict[str, Callable[[Suite], None]] = {
     "lmc": bench_lmc,
     "demo": bench_demo,
     "analyze": bench_analyze,
+    "curvature": bench_curvature,
     "alignment": bench_alignment,
+    "loader": bench_loader,
+    "gpu": bench_gpu,
 }
 
 

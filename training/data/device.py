@@ -92,7 +92,10 @@ class ImageTransform:
         out.copy_(images.permute(0, 3, 1, 2))  # uint8 -> float32 is exact
         mean = torch.as_tensor(self.mean, dtype=torch.float32, device=device).view(1, c, 1, 1)
         std = torch.as_tensor(self.std, dtype=torch.float32, device=device).view(1, c, 1, 1)
-        return out.div_(255).sub_(mean).div_(std)  # ToTensor, then Normalize: the same ops in the same order
+        # ToTensor, then Normalize: the same ops in the same order. 255 is a tensor on the device, not a
+        # Python number: CUDA divides by a CPU scalar as a multiplication by its reciprocal (1 ulp off).
+        scale = torch.full((), 255.0, dtype=torch.float32, device=device)
+        return out.div_(scale).sub_(mean).div_(std)
 
 
 class TensorLoader:
