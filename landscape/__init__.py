@@ -14,7 +14,7 @@ Checkpoints (the format, :class:`Checkpoint`, :func:`load_checkpoint`, :func:`ch
 from landscape.align import align, find_alignment
 from landscape.analysis import analyze
 from landscape.curves import curve, evaluate_curve, fit_curve
-from landscape.hessian import hessian_density, hessian_eigenvalues, hessian_trace
+from landscape.hessian import hessian_density, hessian_diagonal, hessian_eigenvalues, hessian_trace
 from landscape.interpolate import barrier, interpolate, recalibrate_bn
 from landscape.overlap import overlap
 from landscape.pairs import compare_runs
@@ -39,6 +39,7 @@ __all__ = [
     "find_alignment",
     "fit_curve",
     "hessian_density",
+    "hessian_diagonal",
     "hessian_eigenvalues",
     "hessian_trace",
     "interpolate",

@@ -9,8 +9,10 @@ products it made (``matvecs``) and whether it met its stopping rule (``converged
 * :func:`slq` — stochastic Lanczos quadrature nodes and weights (:class:`QuadratureResult`);
 * :func:`eigsh` — scipy's ARPACK ``eigsh`` (``which="LA"``) with ``max_iter`` bounding the products;
 * :func:`power_iteration` — PyHessian's deflated power iteration (largest *magnitude* eigenvalues);
-* :func:`hutchinson` — trace with Rademacher probes in blocks (:class:`TraceResult`);
 * :func:`density_on_grid` — the SLQ density smoothed by a Gaussian kernel.
+
+Trace and diagonal estimators are in :mod:`landscape.hessian.trace`, the block Lanczos in
+:mod:`landscape.hessian.block_lanczos`.
 
 Units are those of the operator: for :class:`~landscape.hessian.operators.HessianOperator`, eigenvalues
 and traces are curvatures of the mean cross-entropy (nats per squared parameter unit). As in
@@ -27,22 +29,44 @@ import scipy.linalg
 import scipy.sparse.linalg
 import torch
 
-from landscape.hessian.lanczos import Tridiagonal, lanczos_tridiagonal
+from landscape.hessian.lanczos import Tridiagonal, lanczos_chains, lanczos_tridiagonal
 from landscape.hessian.operators import CurvatureOperator
+from landscape.hessian.ritz import (
+    ARPACK_WHICH,
+    CRITERIA,
+    check_criterion,
+    check_which,
+    error_bounds,
+    score,
+    select,
+    sort_result,
+)
+from landscape.hessian.ritz import converged as ritz_converged
 from training.errors import UserError
 
-CRITERIA = ("residual", "change")
+__all__ = [
+    "CRITERIA",
+    "QuadratureResult",
+    "SpectrumResult",
+    "density_on_grid",
+    "eigsh",
+    "lanczos",
+    "power_iteration",
+    "slq",
+]
 
 
 @dataclass(frozen=True)
 class SpectrumResult:
-    """Top-k eigenpairs of a symmetric operator.
+    """k extreme eigenpairs of a symmetric operator.
 
-    ``eigenvalues`` (k,), descending (NaN where a method returned fewer, e.g. ARPACK not converged);
-    ``residuals`` (k,) ‖Hv − λv‖ (Lanczos: the estimate β_m|s_mi|); ``iterations`` (k,) products spent
-    per eigenvalue (power iteration) or in all (Lanczos steps, ARPACK products); ``matvecs`` every
-    operator product made, residual checks included (-1: unknown); ``converged`` whether the stopping
-    rule was met (None: the backend does not say); ``eigenvectors`` (dim, k) unit columns, if asked.
+    ``eigenvalues`` (k,), in the order of the ``which`` asked (descending for the largest; NaN where a
+    method returned fewer, e.g. ARPACK not converged); ``residuals`` (k,) ‖Hv − λv‖ (Lanczos: the
+    estimate β_m|s_mi|); ``iterations`` (k,) products spent per eigenvalue (power iteration) or in all
+    (Lanczos steps, ARPACK products); ``matvecs`` every operator product made, residual checks included
+    (-1: unknown); ``converged`` whether the stopping rule was met (None: the backend does not say);
+    ``eigenvectors`` (dim, k) unit columns, if asked; ``error_bounds`` (k,) bounds on |θ − λ|
+    (:func:`landscape.hessian.ritz.error_bounds`; the residual where no gap is known; None: unknown).
     """
 
     eigenvalues: np.ndarray
@@ -51,17 +75,7 @@ class SpectrumResult:
     matvecs: int
     converged: bool | None
     eigenvectors: torch.Tensor | None = None
-
-
-@dataclass(frozen=True)
-class TraceResult:
-    """A Hutchinson trace estimate: ``trace`` ± ``stderr`` (standard error of the mean) from ``probes``."""
-
-    trace: float
-    stderr: float
-    probes: int
-    matvecs: int
-    converged: bool
+    error_bounds: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -81,23 +95,26 @@ def lanczos(
     tol: float = 1e-3,
     max_iter: int = 100,
     generator: torch.Generator | None = None,
-    criterion: str = "residual",
+    criterion: str = "bound",
+    which: str = "largest",
     return_vectors: bool = False,
+    start: torch.Tensor | None = None,
 ) -> SpectrumResult:
-    """Top-k (largest algebraic) eigenvalues by Lanczos with full reorthogonalisation, ≤ ``max_iter`` steps.
+    """k extreme eigenvalues (``which``: largest, smallest or magnitude; see :mod:`landscape.hessian.ritz`)
+    by Lanczos with full reorthogonalisation, at most ``max_iter`` steps, from ``start`` (default: a
+    Gaussian vector drawn with ``generator``).
 
-    ``criterion="residual"`` stops when every residual estimate β_m|s_mi| ≤ ``tol``·|θ_i|;
-    ``criterion="change"`` when the top-k Ritz values change by less than ``tol`` relatively between
-    steps (PyHessian's test, for like-for-like comparisons). If the Krylov space becomes invariant (an
-    operator of low rank, or with repeated eigenvalues, or a tiny subspace) the Ritz values found are
-    exact; Lanczos then restarts orthogonally to them until the top k are settled, so k eigenvalues are
-    always returned with their multiplicities (a single Krylov space sees each distinct eigenvalue once).
-    ``converged`` is False when ``max_iter`` ran out first.
+    ``criterion="bound"`` (default) stops when every kept Ritz value's error bound min(r, r²/δ) is ≤
+    ``tol``·|θ_i|; ``"residual"`` when every residual estimate β_m|s_mi| ≤ ``tol``·|θ_i|; ``"change"``
+    when the kept Ritz values change by less than ``tol`` relatively between steps (PyHessian's test,
+    for like-for-like comparisons). If the Krylov space becomes invariant (an operator of low rank, or
+    with repeated eigenvalues, or a tiny subspace) the Ritz values found are exact; Lanczos then
+    restarts orthogonally to them until the k are settled, so k eigenvalues are always returned with
+    their multiplicities (a single Krylov space sees each distinct eigenvalue once). ``converged`` is
+    False when ``max_iter`` ran out first.
     """
-    if criterion not in CRITERIA:
-        raise UserError(
-            f"unknown convergence criterion {criterion!r}; choose from: {', '.join(CRITERIA)}", param="criterion"
-        )
+    check_criterion(criterion)
+    check_which(which)
     _check_k(k, op.dim)
     steps = min(max_iter, op.dim)
     if steps < k:
@@ -109,36 +126,41 @@ def lanczos(
         if t.m < k:
             return False
         if t.breakdown:
-            return _restart_adds_nothing(t, k)
+            return _restart_adds_nothing(t, k, which)
         theta, S = t.ritz()
-        top = np.argsort(theta)[::-1][:k]
-        if criterion == "residual":
-            return bool(np.all(t.beta * np.abs(S[-1, top]) <= tol * np.maximum(np.abs(theta[top]), 1e-12)))
+        kept = select(theta, k, which)
         last = previous[-1] if previous else None
-        previous.append(theta[top])
-        return last is not None and bool(np.all(np.abs(theta[top] - last) <= tol * np.maximum(np.abs(last), 1e-12)))
+        previous.append(theta[kept])
+        return ritz_converged(criterion, tol, theta, t.beta * np.abs(S[-1]), kept, last)
 
-    t = lanczos_tridiagonal(op, _start(op, generator), steps=steps, restart=True, generator=generator, stop=settled)
+    v0 = _start(op, generator) if start is None else start.to(dtype=op.dtype, device=op.device)
+    t = lanczos_tridiagonal(op, v0, steps=steps, restart=True, generator=generator, stop=settled)
     theta, S = t.ritz()
-    top = np.argsort(theta)[::-1][:k]
+    kept = select(theta, k, which)
+    residuals = t.beta * np.abs(S[-1])
     vectors = None
     if return_vectors:
-        vectors = t.basis @ torch.from_numpy(S[:, top].copy()).to(dtype=op.dtype, device=op.device)
-    converged = t.stopped or t.m == op.dim
+        vectors = t.basis @ torch.from_numpy(S[:, kept].copy()).to(dtype=op.dtype, device=op.device)
     return SpectrumResult(
-        theta[top].copy(), t.beta * np.abs(S[-1, top]), np.full(k, t.m), t.matvecs, converged, vectors
+        theta[kept].copy(),
+        residuals[kept],
+        np.full(k, t.m),
+        t.matvecs,
+        t.stopped or t.m == op.dim,
+        vectors,
+        error_bounds(theta, residuals)[kept],
     )
 
 
-def _restart_adds_nothing(t: Tridiagonal, k: int) -> bool:
-    """After a breakdown: are the top k settled? The first invariant block holds each distinct eigenvalue
-    once, so a restart is always tried; a later block settles them if none of its (exact) eigenvalues
-    enters the top k of the blocks before it (later blocks cannot hold larger ones)."""
+def _restart_adds_nothing(t: Tridiagonal, k: int, which: str = "largest") -> bool:
+    """After a breakdown: are the k kept Ritz values settled? The first invariant block holds each distinct
+    eigenvalue once, so a restart is always tried; a later block settles them if none of its (exact)
+    eigenvalues enters the k kept of the blocks before it (later blocks cannot hold preferred ones)."""
     b = t.blocks[-1]
     if b == 0:
         return False
-    before = np.sort(scipy.linalg.eigvalsh_tridiagonal(t.alphas[:b], t.betas[: b - 1]))[::-1]
-    new = scipy.linalg.eigvalsh_tridiagonal(t.alphas[b:], t.betas[b:])
+    before = np.sort(score(scipy.linalg.eigvalsh_tridiagonal(t.alphas[:b], t.betas[: b - 1]), which))[::-1]
+    new = score(scipy.linalg.eigvalsh_tridiagonal(t.alphas[b:], t.betas[b:]), which)
     return len(before) >= k and float(new.max()) <= float(before[k - 1])
 
 
@@ -147,21 +169,21 @@ def slq(
 ) -> QuadratureResult:
     """Stochastic Lanczos quadrature (Ubaru, Chen & Saad 2017; PyHessian's density): for each Rademacher
     probe z, m ≤ ``steps`` Lanczos steps from z/‖z‖ (the core, without restarts); nodes are the Ritz
-    values and weights the squared first components of T's eigenvectors."""
+    values and weights the squared first components of T's eigenvectors. The probes' chains advance
+    together (:func:`~landscape.hessian.lanczos.lanczos_chains`): one block product per step."""
     if probes < 1 or steps < 1:
         raise UserError(f"probes and steps must be at least 1, got {probes} and {steps}", param="probes")
     generator = generator or torch.Generator().manual_seed(0)
     m = min(steps, op.dim)
     nodes = np.full((probes, m), np.nan)
     weights = np.zeros((probes, m))
-    matvecs = 0
-    for p in range(probes):
-        t = lanczos_tridiagonal(op, _rademacher(op, generator), steps=m)
+    starts = torch.stack([_rademacher(op, generator) for _ in range(probes)], dim=1)
+    chains = lanczos_chains(op, starts, steps=m)
+    for p, t in enumerate(chains):
         theta, S = t.ritz()
         nodes[p, : t.m] = theta
         weights[p, : t.m] = S[0, :] ** 2
-        matvecs += t.matvecs
-    return QuadratureResult(nodes, weights, matvecs)
+    return QuadratureResult(nodes, weights, sum(t.matvecs for t in chains))
 
 
 def eigsh(
@@ -171,14 +193,19 @@ def eigsh(
     tol: float = 1e-3,
     max_iter: int = 100,
     generator: torch.Generator | None = None,
+    which: str = "largest",
+    return_vectors: bool = False,
 ) -> SpectrumResult:
-    """Top-k eigenvalues by scipy's ARPACK ``eigsh`` (``which="LA"``); ``max_iter`` bounds its products.
+    """k extreme eigenvalues by scipy's ARPACK ``eigsh`` (``which``: largest "LA", smallest "SA" or
+    magnitude "LM"); ``max_iter`` bounds its products.
 
     ARPACK makes one product to start, k for the first factorisation and then at most ``ncv − k`` per
     implicit restart, ``maxiter + 1`` times; ``ncv`` (≤ max(2k + 1, 20)) and ``maxiter`` are chosen so
     that this is at most ``max_iter``. Residuals ‖Hv − λv‖ are computed explicitly (one block of k more
     products). If ARPACK does not converge, the eigenvalues it did converge are returned, the rest NaN.
+    The error bounds are the residuals (no gap to the unreturned spectrum is known).
     """
+    check_which(which)
     _check_k(k, op.dim)
     if k >= op.dim:
         raise UserError(f"eigsh needs k < subspace dimension ({op.dim}); use method lanczos", param="k")
@@ -201,21 +228,28 @@ def eigsh(
     linear = scipy.sparse.linalg.LinearOperator((op.dim, op.dim), matvec=mv, dtype=np.float64)
     v0 = torch.randn(op.dim, generator=generator, dtype=torch.float64).numpy()
     try:
-        vals, vecs = scipy.sparse.linalg.eigsh(linear, k=k, which="LA", tol=tol, maxiter=maxiter, ncv=ncv, v0=v0)
+        vals, vecs = scipy.sparse.linalg.eigsh(
+            linear, k=k, which=ARPACK_WHICH[which], tol=tol, maxiter=maxiter, ncv=ncv, v0=v0
+        )
         converged = True
     except scipy.sparse.linalg.ArpackNoConvergence as exc:
         vals, vecs = exc.eigenvalues, exc.eigenvectors
         converged = False
     arpack = count[0]
-    order = np.argsort(vals)[::-1]
+    order = sort_result(np.asarray(vals), which)
     found = len(vals)
     eigenvalues, residuals = np.full(k, np.nan), np.full(k, np.nan)
     eigenvalues[:found] = vals[order]
+    vectors = torch.full((op.dim, k), float("nan"), dtype=op.dtype, device=op.device) if return_vectors else None
     if found:
         V = torch.from_numpy(np.ascontiguousarray(vecs[:, order])).to(dtype=op.dtype, device=op.device)
         R = op.matmat(V) - V * torch.from_numpy(eigenvalues[:found]).to(dtype=op.dtype, device=op.device)
         residuals[:found] = torch.linalg.vector_norm(R, dim=0).double().cpu().numpy()
-    return SpectrumResult(eigenvalues, residuals, np.full(k, arpack), arpack + found, converged)
+        if vectors is not None:
+            vectors[:, :found] = V
+    return SpectrumResult(
+        eigenvalues, residuals, np.full(k, arpack), arpack + found, converged, vectors, residuals.copy()
+    )
 
 
 def power_iteration(
@@ -225,10 +259,15 @@ def power_iteration(
     tol: float = 1e-3,
     max_iter: int = 100,
     generator: torch.Generator | None = None,
+    which: str = "magnitude",
 ) -> SpectrumResult:
     """Deflated power iteration (PyHessian's algorithm): for each of k eigenvalues, iterate v ← Hv/‖Hv‖
     orthogonal to those found, at most ``max_iter`` times, until the Rayleigh quotient changes by less
-    than ``tol`` relatively. It finds the eigenvalues of largest *magnitude*, possibly negative."""
+    than ``tol`` relatively. It finds the eigenvalues of largest *magnitude*, possibly negative, so
+    ``which`` must be ``"magnitude"``; they are returned by descending magnitude. The error bounds are
+    the residuals."""
+    if check_which(which) != "magnitude":
+        raise UserError(f"power iteration finds the largest magnitude only, not which={which!r}", param="which")
     _check_k(k, op.dim)
     generator = generator or torch.Generator().manual_seed(0)
     found: list[torch.Tensor] = []
@@ -262,40 +301,11 @@ def power_iteration(
         vals.append(lam)
         res.append(r)
         iters.append(it)
-    order = np.argsort(vals)[::-1]
-    return SpectrumResult(np.array(vals)[order], np.array(res)[order], np.array(iters)[order], sum(iters), converged)
-
-
-def hutchinson(
-    op: CurvatureOperator,
-    *,
-    tol: float = 1e-2,
-    max_probes: int = 100,
-    min_probes: int = 10,
-    block_size: int = 10,
-    generator: torch.Generator | None = None,
-) -> TraceResult:
-    """Hutchinson's trace estimate, the mean of zᵀHz over Rademacher probes z.
-
-    Probes are applied ``block_size`` at a time (one ``matmat``, so one pass over the data for a
-    :class:`~landscape.hessian.operators.HessianOperator`); after each block, once at least
-    ``min_probes`` are in, it stops if the standard error is ≤ ``tol · |trace|`` (``converged``).
-    """
-    if max_probes < 1 or block_size < 1:
-        raise UserError(
-            f"max_probes and block_size must be at least 1, got {max_probes}, {block_size}", param="max_probes"
-        )
-    generator = generator or torch.Generator().manual_seed(0)
-    samples: list[float] = []
-    converged = False
-    while len(samples) < max_probes and not converged:
-        b = min(block_size, max_probes - len(samples))
-        Z = torch.stack([_rademacher(op, generator) for _ in range(b)], dim=1)
-        samples.extend((Z * op.matmat(Z)).sum(0).double().cpu().tolist())
-        if len(samples) >= min(min_probes, max_probes) and len(samples) > 1:
-            converged = _stderr(samples) <= tol * abs(float(np.mean(samples)))
-    stderr = _stderr(samples) if len(samples) > 1 else float("nan")
-    return TraceResult(float(np.mean(samples)), stderr, len(samples), len(samples), converged)
+    order = sort_result(np.array(vals), "magnitude")
+    res_sorted = np.array(res)[order]
+    return SpectrumResult(
+        np.array(vals)[order], res_sorted, np.array(iters)[order], sum(iters), converged, error_bounds=res_sorted
+    )
 
 
 def density_on_grid(nodes: np.ndarray, weights: np.ndarray, grid: np.ndarray, *, sigma: float) -> np.ndarray:

@@ -117,3 +117,56 @@ def lanczos_tridiagonal(
             betas.append(beta)
             Q[j + 1] = w / beta
     raise AssertionError("unreachable: the loop returns at its last step")
+
+
+def lanczos_chains(op: CurvatureOperator, starts: torch.Tensor, *, steps: int) -> list[Tridiagonal]:
+    """Independent Lanczos runs from the columns of ``starts`` (dim, p), advanced together: each step
+    applies the operator to the current vector of every chain still running with one ``matmat`` (one
+    pass over the data for all chains). Each chain is the core's run without restart (full
+    reorthogonalisation against its own basis, twice; it ends at a breakdown), so the result equals
+    ``[lanczos_tridiagonal(op, starts[:, i], steps=steps) for i]`` up to rounding. Memory: p·steps vectors."""
+    dim, p = int(starts.shape[0]), int(starts.shape[1])
+    steps = min(steps, dim)
+    threshold = min(1000 * torch.finfo(op.dtype).eps, 1e-6)
+    Q = torch.zeros((p, steps, dim), dtype=op.dtype, device=op.device)
+    S = starts.to(dtype=op.dtype, device=op.device)
+    Q[:, 0] = (S / torch.linalg.vector_norm(S, dim=0)).T
+    alphas: list[list[float]] = [[] for _ in range(p)]
+    betas: list[list[float]] = [[] for _ in range(p)]
+    scale = [0.0] * p
+    final: list[Tridiagonal | None] = [None] * p
+    running = list(range(p))
+    for j in range(steps):
+        W = op.matmat(Q[running, j].T)
+        still = []
+        for col, c in enumerate(running):
+            w = W[:, col]
+            alpha = float(torch.dot(w, Q[c, j]))
+            w = w - alpha * Q[c, j]
+            if j > 0:
+                w = w - betas[c][-1] * Q[c, j - 1]
+            for _ in range(2):
+                w = w - Q[c, : j + 1].T @ (Q[c, : j + 1] @ w)
+            beta = float(w.norm())
+            alphas[c].append(alpha)
+            scale[c] = max(scale[c], abs(alpha), beta)
+            breakdown = beta <= threshold * scale[c]
+            if breakdown or j + 1 == steps:
+                final[c] = Tridiagonal(
+                    np.array(alphas[c]),
+                    np.array(betas[c]),
+                    Q[c, : j + 1].T,
+                    0.0 if breakdown else beta,
+                    (0,),
+                    breakdown,
+                    False,
+                    j + 1,
+                )
+            else:
+                betas[c].append(beta)
+                Q[c, j + 1] = w / beta
+                still.append(c)
+        running = still
+        if not running:
+            break
+    return [t for t in final if t is not None]

@@ -62,3 +62,46 @@ def mask_keep(model, mask):
             for n, p in model.named_parameters()
         ]
     )
+
+
+def _logits_and_jacobian(model, data):
+    """Logits (N, C) and their Jacobian (N, C, dim) w.r.t. all parameters, by ``torch.func.jacrev``."""
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for p in model.parameters()]
+    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+    x = torch.cat([b[0] for b in data])
+
+    def logits(theta):
+        params, i = {}, 0
+        for n, s in zip(names, shapes, strict=True):
+            params[n] = theta[i : i + s.numel()].view(s)
+            i += s.numel()
+        return functional_call(model, params, (x,))
+
+    return logits(flat).detach(), torch.func.jacrev(logits)(flat)
+
+
+def exact_ggn(model, data):
+    """The GGN Jᵀ (diag(p) − ppᵀ) J / N, with J formed explicitly, (dim, dim)."""
+    z, jac = _logits_and_jacobian(model, data)
+    p = torch.softmax(z, -1)
+    h_out = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
+    return torch.einsum("ncd,nce,nef->df", jac, h_out, jac) / len(z)
+
+
+def per_sample_gradients(model, data):
+    """Per-sample gradients of the cross-entropy (N, dim), one backward pass per sample."""
+    rows = []
+    for x, y in data:
+        for i in range(len(y)):
+            model.zero_grad()
+            nn.functional.cross_entropy(model(x[i : i + 1]), y[i : i + 1]).backward()
+            rows.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    model.zero_grad()
+    return torch.stack(rows)
+
+
+def exact_empirical_fisher(model, data):
+    """The mean of per-sample gradient outer products, (dim, dim)."""
+    g = per_sample_gradients(model, data)
+    return g.T @ g / len(g)

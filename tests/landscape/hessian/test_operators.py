@@ -156,7 +156,8 @@ def test_peak_memory_is_flat_in_the_number_of_batches():
         out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(n)], capture_output=True, text=True, check=True)
         return int(out.stdout.strip().splitlines()[-1])
 
-    one, eight = growth(1), growth(8)
-    # One batch's graph costs ~0.7 GB here; holding 8 of them would raise the peak ~8x. Measured: ~1.5x.
+    # Peak RSS growth is noisy under load (once 155 MB instead of ~750 MB for one batch): the larger of two.
+    one, eight = max(growth(1), growth(1)), growth(8)
+    # One batch's graph costs ~0.7 GB here; holding 8 of them would raise the peak ~8x. Measured: ~1.3x.
     assert one > 200_000, one  # KiB: the probe is large enough to see
     assert eight < 2.5 * one, (one, eight)

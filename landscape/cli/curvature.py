@@ -1,0 +1,125 @@
+"""The work behind ``landscape hessian``: spectra, traces, diagonals and densities of a checkpoint's
+curvature, printed as tables and merged into one Dataset (options in :mod:`landscape.cli.analysis_commands`)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+from rich.table import Table
+
+from landscape.cli.app import out_console
+from landscape.hessian.trace import DIAGONAL_METHODS, TRACE_METHODS
+from training.errors import UserError
+
+NAMES = {"hessian": "Hessian", "ggn": "GGN", "fisher": "Empirical Fisher", "fisher-mc": "Monte-Carlo Fisher"}
+
+
+def vectors_file(out: Path) -> Path:
+    """The Ritz-vector file beside ``out``: ``h.nc`` -> ``h.vectors.pt``."""
+    return out.with_suffix(".vectors.pt")
+
+
+def run_hessian(
+    ckpt: Path,
+    *,
+    eigen: dict[str, Any],
+    batches: int,
+    batch_size: int,
+    trace: bool,
+    trace_method: str,
+    diag: bool,
+    diag_method: str,
+    density: bool,
+    vectors: bool,
+    start: Path | None,
+    data: dict[str, Any],
+    out: Path | None,
+    attrs: dict[str, Any],
+) -> xr.Dataset:
+    """Compute what the options ask for on ``batches`` unaugmented training batches, print it, save it to
+    ``out`` with ``attrs`` added."""
+    from landscape.hessian import hessian_density, hessian_diagonal, hessian_eigenvalues, hessian_trace
+    from landscape.hessian.vectors import load_ritz_vectors
+    from landscape.results import save_dataset
+    from training.checkpoint import checkpoint_bundle, load_checkpoint
+
+    if batches < 1 or batch_size < 1:
+        raise UserError("--batches and --batch-size must be at least 1")
+    if trace_method not in TRACE_METHODS:
+        raise UserError(f"unknown --trace-method {trace_method!r}; choose from: {', '.join(TRACE_METHODS)}")
+    if diag_method not in DIAGONAL_METHODS:
+        raise UserError(f"unknown --diag-method {diag_method!r}; choose from: {', '.join(DIAGONAL_METHODS)}")
+    if vectors and out is None:
+        raise UserError("--vectors writes the Ritz vectors beside --out; give --out too")
+    c = load_checkpoint(ckpt)
+    bundle = checkpoint_bundle(c, dataset=data["dataset"], root=data["root"], samples=data["samples"],
+                               samples_seed=data["samples_seed"])  # fmt: skip
+    chosen = list(itertools.islice(bundle.eval_loader("train", batch_size), batches))
+    common = {k: eigen[k] for k in ("subspace", "seed", "device", "operator", "mc_samples")}
+    groups = {"per_layer": eigen["per_layer"], "params": eigen["params"]}
+    ds = hessian_eigenvalues(
+        c, chosen, return_vectors=vectors, vectors_path=vectors_file(out) if vectors else None,
+        start=load_ritz_vectors(start) if start is not None else None, **eigen,
+    )  # fmt: skip
+    print_spectrum(ds, sum(len(b[1]) for b in chosen))
+    parts = [ds]
+    if trace:
+        t = hessian_trace(c, chosen, method=trace_method, **common, **groups)
+        print_trace(t)
+        parts.append(t)
+    if diag:
+        d = hessian_diagonal(c, chosen, method=diag_method, params=eigen["params"], **common)
+        out_console.print(
+            f"diagonal ({diag_method}, {d.attrs['hvp_count']} products): sum {float(d['diagonal'].sum()):.6g}, "
+            f"largest {float(d['diagonal'].max()):.6g}, "
+            f"median standard error {float(d['diagonal_stderr'].median()):.2g}"
+        )
+        parts.append(d)
+    if density:
+        parts.append(hessian_density(c, chosen, **common, **groups))
+        out_console.print("density: computed (SLQ)")
+    merged = xr.merge(parts, compat="no_conflicts", join="outer", combine_attrs="drop_conflicts")
+    merged.attrs.update({k: v for k, v in ds.attrs.items() if k in ("vectors_path", "hvp_count", "dimension")})
+    merged.attrs.update(attrs)
+    if out is not None:
+        save_dataset(merged, out)
+        print(f"wrote {out}")
+        if vectors:
+            print(f"wrote {vectors_file(out)}")
+    return merged
+
+
+def print_spectrum(ds: xr.Dataset, samples: int) -> None:
+    """The eigenvalue table: one row per (group,) k."""
+    table = Table(
+        title=f"{NAMES[ds.attrs['operator']]} of the mean loss over {samples} samples "
+        f"({ds.attrs['subspace']} subspace, dimension {ds.attrs['dimension']}); "
+        f"{ds.attrs['which']} eigenvalues, {ds.attrs['hvp_count']} products"
+    )
+    grouped = "group" in ds.dims
+    for col in (["group"] if grouped else []) + ["k", "eigenvalue", "residual", "error bound"]:
+        table.add_column(col, justify="right")
+    labels = ds["group"].values if grouped else [None]
+    for label in labels:
+        sel = ds.sel(group=label) if grouped else ds
+        for rank, val, res, bound in zip(
+            sel["k"].values, sel["eigenvalue"].values, sel["residual"].values, sel["error_bound"].values, strict=True
+        ):
+            row = [str(rank), f"{val:.6g}", f"{res:.2e}", f"{bound:.2e}"]
+            table.add_row(*([str(label)] if grouped else []), *row)
+    out_console.print(table)
+
+
+def print_trace(t: xr.Dataset) -> None:
+    method = t.attrs["trace_method"]
+    if "group" not in t.dims:
+        out_console.print(
+            f"trace {float(t['trace']):.6g} ± {float(t['trace_stderr']):.2g} ({method}, {int(t['probes'])} probes, "
+            f"{t.attrs['hvp_count']} products)"
+        )
+        return
+    for label, tr, se in zip(t["group"].values, t["trace"].values, t["trace_stderr"].values, strict=True):
+        out_console.print(f"trace[{label}] {tr:.6g} ± {se:.2g} ({method})")

@@ -1,0 +1,45 @@
+"""The Ritz-vector file written beside a spectrum Dataset (``<out>.vectors.pt``).
+
+A ``torch.save`` of plain dicts of tensors, numbers and strings (loadable with ``weights_only=True``, so
+loading never runs pickled code), written atomically::
+
+    {"format": "landscape-ritz-vectors", "version": 1, "operator": ..., "which": ..., "residual": ...,
+     "groups": {label: {"eigenvalue": (k,) float64, "residual": (k,) float64,
+                        "vectors": {parameter name: (k, *parameter shape)}}}}
+
+Each vector is a unit vector on the operator's subspace written as full parameter-shaped tensors,
+zeros off the subspace (pruned entries, and parameters outside the group). ``residual`` is ‖Av − θv‖ of
+each: computed explicitly (top-level ``"residual": "explicit"``) or the method's own (``"method"``).
+Without parameter groups the single group is labelled ``"all"``. A payload can warm-start a later
+computation (``hessian_eigenvalues(..., start=payload)``).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from typing import Any
+
+import torch
+
+from training.errors import UserError
+from training.fileio import atomic_path
+
+FORMAT = "landscape-ritz-vectors"
+
+
+def save_ritz_vectors(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    """Write ``payload`` (see the module docstring) atomically."""
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, "version": 1, **payload}, tmp)
+
+
+def load_ritz_vectors(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a Ritz-vector file (tensors on the CPU); a file of another kind is a :class:`UserError`."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:  # not a torch zip file
+        raise UserError(f"cannot read Ritz vectors from {path}: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise UserError(f"{path} is not a Ritz-vector file")
+    return payload
