@@ -1,26 +1,36 @@
 """Batch analysis of run folders: LMC, Hessian and sign statistics along each run's checkpoints.
 
-Each run's checkpoints are read from its ``manifest.json`` (or, for an interrupted or diverged run,
-its ``stage.json`` files) and ordered into *points*: ``level_0``'s ``init.pt`` (or the run's), then
-every ``cycle_<k>.pt`` by (level, cycle) (``checkpoints="cycles"``, the default), or every
-``epoch_<n>.pt`` that a run with ``save_every`` wrote, by (level, epoch) (``checkpoints="epochs"``).
+Run folders, and folders holding run folders at any depth, are found and each run's checkpoints
+ordered into *points* by :mod:`landscape.run_folders`: ``level_0``'s ``init.pt``, then every
+``cycle_<k>.pt`` by (level, cycle) (``checkpoints="cycles"``, the default), or every ``epoch_<n>.pt``
+that a run with ``save_every`` wrote, by (level, epoch) (``checkpoints="epochs"``).
 For every point p > 0 the analysis computes, against its
 reference point (the previous point for ``lmc="consecutive"``, point 0 for ``lmc="init"``):
 
 * LMC: ``loss_barrier``/``error_barrier`` (split) and the curves ``lmc_loss``/``lmc_error`` (split, alpha);
 * signs: ``flip_vs_prev``, ``iou_vs_prev``, ``hamming_vs_prev``, ``retention_vs_prev`` and
   ``flip_vs_init``; and at every point its ``density``;
-* Hessian (``hessian_k`` > 0): ``eigenvalue(k)`` on a fixed subset of unaugmented training data.
+* curvature (``hessian_k`` > 0): ``eigenvalue(k)`` on a fixed subset of unaugmented training data, each
+  checkpoint's Lanczos warm-started from the previous one's Ritz vectors, and the options of
+  :class:`~landscape.hessian.sequence.HessianOptions` (operator, which, groups, trace, diagonal).
 
 Every piece is cached in ``<run>/analysis/<kind>-<key>.nc`` where the key hashes the checkpoint
 files' sha256 and the analysis options, so re-running only computes what is new. Paths in manifests
 must stay inside the run folder. The result is one tidy Dataset with dims ``run`` and ``point`` and
 coordinates ``level``, ``cycle``, ``epoch``, ``sparsity`` per point and ``recipe``, ``method``,
-``target_sparsity``, ``seed``, ``schedule``, ``status`` per run.
+``target_sparsity``, ``seed``, ``schedule``, ``status``, ``problem`` and ``run_dir`` per run.
+
+Gaps and failures are reported, never passed over. A checkpoint the manifest lists whose file is
+gone stays a point whose values are NaN: no piece spans it (``lmc="consecutive"`` never compares
+the checkpoints on either side of it), and ``problem`` names it. A run that cannot be analysed (an
+unreadable manifest or config, a corrupt checkpoint, non-finite weights) gets ``status="failed"``
+and its message in ``problem``, and the others are analysed; when every run fails, the first error
+is raised. Notes (a folder given twice) are in the ``notes`` attribute.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
@@ -31,21 +41,23 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
-from tqdm.auto import tqdm
 
-from landscape.hessian import hessian_eigenvalues
-from landscape.interpolate import interpolate
+from landscape.hessian.sequence import HessianOptions, hessian_along
+from landscape.interpolate import AT_LEAST_TWO, interpolate
 from landscape.overlap import overlap
 from landscape.results import load_dataset, save_dataset
+from landscape.run_folders import CHECKPOINT_KINDS, Point, find_run_folders, run_labels, run_points
 from training import __version__
-from training.checkpoint import load_checkpoint
+from training.checks import AT_LEAST_ONE, COUNT, check_number
 from training.config import TrainConfig, load_yaml
 from training.data import DataBundle, load_data
 from training.errors import UserError
-from training.fileio import read_json, sha256_file
+from training.fileio import sha256_file
+from training.progress import Progress
 
 LMC_MODES = ("consecutive", "init", "none")
-CHECKPOINT_KINDS = ("cycles", "epochs")
+LMC_VARS = ["loss", "error", "loss_barrier", "error_barrier"]
+__all__ = ["CHECKPOINT_KINDS", "LMC_MODES", "AnalysisOptions", "Point", "analyze", "run_points"]
 
 
 @dataclass(frozen=True)
@@ -64,58 +76,7 @@ class AnalysisOptions:
     device: str
     cache: bool
     checkpoints: str = "cycles"
-
-
-@dataclass
-class Point:
-    """One checkpoint of a run, in analysis order."""
-
-    path: Path
-    level: int
-    cycle: int
-    epoch: int
-    sparsity: float
-
-
-def _inside(run_dir: Path, rel: str) -> Path:
-    path = (run_dir / rel).resolve()
-    if Path(rel).is_absolute() or not path.is_relative_to(run_dir.resolve()):
-        raise UserError(f"{run_dir}: manifest path {rel!r} leaves the run folder")
-    return path
-
-
-def run_points(run_dir: Path, checkpoints: str = "cycles") -> tuple[list[Point], str]:
-    """The ordered analysis points of a run folder and its status (complete, diverged, running).
-    ``checkpoints``: ``"cycles"`` (``cycle_<k>.pt``) or ``"epochs"`` (``epoch_<n>.pt``), after ``init.pt``."""
-    if checkpoints not in CHECKPOINT_KINDS:
-        raise UserError(
-            f"unknown checkpoints {checkpoints!r}; choose from: {', '.join(CHECKPOINT_KINDS)}", param="checkpoints"
-        )
-    prefix = "cycle_" if checkpoints == "cycles" else "epoch_"
-    manifest = read_json(run_dir / "manifest.json")
-    if manifest is None:
-        raise UserError(f"{run_dir} is not a run folder (no manifest.json)")
-    status = manifest.get("status", "unknown")
-    entries = manifest.get("checkpoints")
-    if entries is None:  # interrupted or diverged: collect what each stage wrote
-        entries = []
-        for stage in sorted(run_dir.glob("**/stage.json")):
-            entries += (read_json(stage) or {}).get("checkpoints", [])
-    points = []
-    for e in entries:
-        path = _inside(run_dir, e["path"])  # every entry is checked, whatever its name
-        name = path.name
-        if name != "init.pt" and not name.startswith(prefix):
-            continue
-        if name == "init.pt" and e["level"] != 0:
-            continue
-        if path.exists():
-            points.append(Point(path, int(e["level"]), int(e["cycle"]), int(e["epoch"]), float(e["sparsity"])))
-    if checkpoints == "cycles":
-        points.sort(key=lambda p: (p.level, p.cycle))
-    else:
-        points.sort(key=lambda p: (p.level, p.path.name != "init.pt", p.epoch))
-    return points, status
+    hessian: HessianOptions = dataclasses.field(default_factory=HessianOptions)
 
 
 def _key(kind: str, files: list[Path], options: dict[str, Any], hashes: dict[Path, str]) -> str:
@@ -163,47 +124,50 @@ def analyze(
     cache: bool = True,
     quiet: bool = True,
     checkpoints: str = "cycles",
+    hessian: HessianOptions | None = None,
 ) -> xr.Dataset:
     """Analyse run folders; see the module docstring. Returns the merged Dataset."""
     if lmc not in LMC_MODES:
-        raise UserError(f"unknown --lmc mode {lmc!r}; choose from: {', '.join(LMC_MODES)}")
+        raise UserError(f"unknown --lmc mode {lmc!r}; choose from: {', '.join(LMC_MODES)}", param="lmc")
+    for name, value, valid in (("points", points, AT_LEAST_TWO), ("hessian_k", hessian_k, COUNT)):
+        check_number(value, name, valid)
+    for name, value in (("hessian_batches", hessian_batches), ("hessian_batch_size", hessian_batch_size)):
+        check_number(value, name, AT_LEAST_ONE)
     if not run_dirs:
         raise UserError("no run folders given")
-    runs = []
-    for rd in run_dirs:
-        rd = Path(rd)
-        if not rd.is_dir():
-            raise UserError(f"run folder not found: {rd}")
-        pts, status = run_points(rd, checkpoints)
-        cfg = load_yaml(rd / "config.yaml")
-        runs.append((rd, pts, status, cfg))
-    total = sum(max(len(p) - 1, 0) * ((lmc != "none") + signs) + len(p) * (hessian_k > 0) for _, p, _, _ in runs)
+    folders, notes = find_run_folders(run_dirs)
+    runs = []  # (folder, label, points, status, config) or (folder, label, error)
+    for rd, label in zip(folders, run_labels(folders), strict=True):
+        try:
+            runs.append((rd, label, *run_points(rd, checkpoints), load_yaml(rd / "config.yaml")))
+        except UserError as exc:  # the run is reported failed; the others go on
+            runs.append((rd, label, exc))
+    planned = [r[2] for r in runs if len(r) == 5]
+    total = sum(max(len(p) - 1, 0) * ((lmc != "none") + signs) + len(p) * (hessian_k > 0) for p in planned)
     opts = AnalysisOptions(
-        lmc,
-        hessian_k,
-        signs,
-        points,
-        tuple(splits),
-        bn,
-        hessian_batches,
-        hessian_batch_size,
-        data_root,
-        device,
-        cache,
-        checkpoints,
-    )
-    bar = tqdm(total=total, desc="analyze", unit="item", disable=quiet or None, leave=False)
+        lmc, hessian_k, signs, points, tuple(splits), bn, hessian_batches, hessian_batch_size, data_root, device,
+        cache, checkpoints, hessian or HessianOptions(),
+    )  # fmt: skip
+    bar = Progress(total, "analyze", "pieces", quiet=quiet)  # a line per piece in a log
     bundles: dict[str, DataBundle] = {}
-    per_run = []
+    per_run, errors = [], []
     stats = {"hits": 0, "misses": 0}
     try:
-        for rd, pts, status, cfg in runs:
-            ds, c = _analyze_run(rd, pts, status, cfg, opts, bundles, bar)
+        for rd, label, *plan in runs:
+            try:
+                if len(plan) == 1:
+                    raise plan[0]
+                ds, c = _analyze_run(rd, label, *plan, opts, bundles, bar)
+            except UserError as exc:
+                errors.append(exc)
+                ds, c = _failed_run(rd, label, exc, plan[2] if len(plan) == 3 else None), _Cache(rd, False)
             stats["hits"] += c.hits
             stats["misses"] += c.misses
             per_run.append(ds)
     finally:
         bar.close()
+    if len(errors) == len(per_run):  # nothing could be analysed: the error itself is the answer
+        raise errors[0]
     merged = xr.concat(
         per_run,
         dim="run",
@@ -221,14 +185,35 @@ def analyze(
             "hessian_k": hessian_k,
             "cache_hits": stats["hits"],
             "cache_misses": stats["misses"],
+            "notes": "; ".join(notes),
         }
     )
     return merged
 
 
-def _bundle(cfg: TrainConfig, data_root: str | None, bundles: dict[str, DataBundle]) -> DataBundle:
-    import dataclasses
+def _failed_run(rd: Path, label: str, exc: Exception, cfg: TrainConfig | None) -> xr.Dataset:
+    """The entry of a run that could not be analysed: no points, ``status`` failed, the reason in ``problem``."""
+    ds = xr.Dataset(coords={"point": np.arange(0)}).expand_dims(run=[label])
+    per_point = {"level": np.int64, "cycle": np.int64, "epoch": np.int64, "sparsity": float}
+    ds = ds.assign_coords({k: (("run", "point"), np.zeros((1, 0), dtype=t)) for k, t in per_point.items()})
+    return ds.assign_coords({k: ("run", [v]) for k, v in _run_coords(cfg, "failed", str(exc), rd).items()})
 
+
+def _run_coords(cfg: TrainConfig | None, status: str, problem: str, rd: Path) -> dict[str, Any]:
+    """The per-run coordinates (``-`` and NaN where the config could not be read)."""
+    return {
+        "recipe": cfg.recipe.name if cfg else "-",
+        "method": cfg.mask.method if cfg else "-",
+        "target_sparsity": cfg.mask.sparsity if cfg else np.nan,
+        "seed": cfg.seed if cfg else -1,
+        "schedule": cfg.schedule.name if cfg else "-",
+        "status": status,
+        "problem": problem,
+        "run_dir": str(rd),
+    }
+
+
+def _bundle(cfg: TrainConfig, data_root: str | None, bundles: dict[str, DataBundle]) -> DataBundle:
     data_cfg = dataclasses.replace(cfg.data, root=data_root) if data_root else cfg.data
     key = json.dumps(dataclasses.asdict(data_cfg), sort_keys=True, default=str)
     if key not in bundles:
@@ -236,12 +221,14 @@ def _bundle(cfg: TrainConfig, data_root: str | None, bundles: dict[str, DataBund
     return bundles[key]
 
 
-def _analyze_run(rd, pts, status, cfg, opts: AnalysisOptions, bundles, bar):
+def _analyze_run(rd, label, pts, status, cfg, opts: AnalysisOptions, bundles, bar):
     lmc, hessian_k, signs, points, splits, bn = opts.lmc, opts.hessian_k, opts.signs, opts.points, opts.splits, opts.bn
     hessian_batches, hessian_batch_size, data_root = opts.hessian_batches, opts.hessian_batch_size, opts.data_root
-    device, cache, checkpoints = opts.device, opts.cache, opts.checkpoints
+    device, cache, checkpoints, curvature = opts.device, opts.cache, opts.checkpoints, opts.hessian
     c = _Cache(rd, cache)
-    hashes = {p.path: sha256_file(p.path) for p in pts}
+    hashes = {p.path: sha256_file(p.path) for p in pts if not p.missing}
+    missing = [p.path.relative_to(rd.resolve()).as_posix() for p in pts if p.missing]
+    problem = f"missing {', '.join(missing)} (no piece spans a gap)" if missing else ""
     options = {
         "lmc": lmc,
         "hessian_k": hessian_k,
@@ -256,14 +243,19 @@ def _analyze_run(rd, pts, status, cfg, opts: AnalysisOptions, bundles, bar):
     }
     if checkpoints != "cycles":  # absent for the default, so earlier caches stay valid
         options["checkpoints"] = checkpoints
-    summary_key = _key("run", [p.path for p in pts], options, hashes)
+    if hessian_k > 0:
+        options["hessian"] = dataclasses.asdict(curvature)
+    if missing:
+        options["missing"] = missing
+    summary_key = _key("run", list(hashes), options, hashes)
     summary = rd / "analysis" / f"run-{summary_key}.nc"
     if cache and summary.exists():  # nothing changed since the last analysis of this run: one read
         try:
             ds = load_dataset(summary)
             c.hits += int(ds.attrs.get("pieces", 0))
             bar.update(int(ds.attrs.get("pieces", 0)))
-            return ds, c
+            where = {"problem": ("run", [problem]), "run_dir": ("run", [str(rd)])}
+            return ds.assign_coords(run=[label], **where), c
         except UserError:
             pass
     n = len(pts)
@@ -274,40 +266,47 @@ def _analyze_run(rd, pts, status, cfg, opts: AnalysisOptions, bundles, bar):
         data = {s: bundle.eval_loader(s, cfg.data.eval_batch_size) for s in splits}
         bn_data = bundle.eval_loader("train", cfg.data.eval_batch_size)
         opts = {"points": points, "splits": list(splits), "bn": bn}
-        curves = []
+        curves: list[xr.Dataset | None] = []
         for i in range(1, n):
             ref = pts[i - 1] if lmc == "consecutive" else pts[0]
-            curves.append(
-                c.get(
-                    "lmc",
-                    _key("lmc", [ref.path, pts[i].path], opts, hashes),
-                    lambda ref=ref, i=i: interpolate(
-                        ref.path, pts[i].path, data, points=points, bn=bn, bn_data=bn_data, device=device
-                    ),
+            if ref.missing or pts[i].missing:  # a gap: NaN, never the barrier across it
+                curves.append(None)
+            else:
+                curves.append(
+                    c.get(
+                        "lmc",
+                        _key("lmc", [ref.path, pts[i].path], opts, hashes),
+                        lambda ref=ref, i=i: interpolate(
+                            ref.path, pts[i].path, data, points=points, bn=bn, bn_data=bn_data, device=device
+                        ),
+                    )[LMC_VARS]
                 )
-            )
             bar.update(1)
-        stacked = xr.concat(
-            [cv[["loss", "error", "loss_barrier", "error_barrier"]] for cv in curves],
-            dim="point",
-            coords="minimal",
-            compat="override",
-            combine_attrs="drop",
-        )
-        first = xr.full_like(stacked.isel(point=0), np.nan).expand_dims(point=1)
-        stacked = xr.concat([first, stacked], dim="point", coords="minimal", compat="override")
-        out.update(
-            lmc_loss=stacked["loss"],
-            lmc_error=stacked["error"],
-            loss_barrier=stacked["loss_barrier"],
-            error_barrier=stacked["error_barrier"],
-        )
+        template = next((cv for cv in curves if cv is not None), None)
+        if template is not None:
+            blank = xr.full_like(template, np.nan)
+            stacked = xr.concat(
+                [blank, *(blank if cv is None else cv for cv in curves)],
+                dim="point",
+                coords="minimal",
+                compat="override",
+                combine_attrs="drop",
+            )
+            out.update(
+                lmc_loss=stacked["loss"],
+                lmc_error=stacked["error"],
+                loss_barrier=stacked["loss_barrier"],
+                error_barrier=stacked["error_barrier"],
+            )
     if signs and n > 1:
         rows = {
             k: np.full(n, np.nan)
             for k in ("flip_vs_prev", "iou_vs_prev", "hamming_vs_prev", "retention_vs_prev", "flip_vs_init")
         }
         for i in range(1, n):
+            if pts[i].missing or pts[i - 1].missing or pts[0].missing:
+                bar.update(1)
+                continue
             prev = c.get(
                 "signs",
                 _key("signs", [pts[i - 1].path, pts[i].path], {}, hashes),
@@ -332,17 +331,16 @@ def _analyze_run(rd, pts, status, cfg, opts: AnalysisOptions, bundles, bar):
             batches.append(b)
             if len(batches) >= hessian_batches:
                 break
-        opts = {"k": hessian_k, "batches": hessian_batches, "batch_size": hessian_batch_size}
-        vals = np.full((n, hessian_k), np.nan)
-        for i, p in enumerate(pts):
-            ds = c.get(
-                "hessian",
-                _key("hessian", [p.path], opts, hashes),
-                lambda p=p: hessian_eigenvalues(load_checkpoint(p.path), batches, k=hessian_k, device=device),
-            )
-            vals[i] = ds["eigenvalue"].values
-            bar.update(1)
-        out["eigenvalue"] = (("point", "k"), vals)
+        base = {"k": hessian_k, "batches": hessian_batches, "batch_size": hessian_batch_size}
+        present = [i for i, p in enumerate(pts) if not p.missing]
+        curvature_vars = hessian_along(
+            [pts[i].path for i in present], batches, hessian_k, curvature, base=base, get=c.get,
+            key=lambda kind, files, o: _key(kind, files, o, hashes), cache_dir=c.dir if cache else None,
+            run_dir=rd, device=device, progress=lambda: bar.update(1),
+        ) if present else {}  # fmt: skip
+        for name, var in curvature_vars.items():  # NaN at the missing points
+            out[name] = var.assign_coords(point=present).reindex(point=np.arange(n)).drop_vars("point")
+        bar.update(n - len(present))
     ds = xr.Dataset(out)
     coords = {
         "point": np.arange(n),
@@ -358,16 +356,8 @@ def _analyze_run(rd, pts, status, cfg, opts: AnalysisOptions, bundles, bar):
     for name, values in metrics.items():
         ds[name] = ("point", values)
     per_point = ["level", "cycle", "epoch", "sparsity"]
-    ds = ds.reset_coords(per_point).expand_dims(run=[rd.name]).set_coords(per_point)  # (run, point) coords
-    run_coords = {
-        "recipe": cfg.recipe.name,
-        "method": cfg.mask.method,
-        "target_sparsity": cfg.mask.sparsity,
-        "seed": cfg.seed,
-        "schedule": cfg.schedule.name,
-        "status": status,
-    }
-    ds = ds.assign_coords({k: ("run", [v]) for k, v in run_coords.items()})
+    ds = ds.reset_coords(per_point).expand_dims(run=[label]).set_coords(per_point)  # (run, point) coords
+    ds = ds.assign_coords({k: ("run", [v]) for k, v in _run_coords(cfg, status, problem, rd).items()})
     ds.attrs["pieces"] = c.hits + c.misses
     if cache:
         save_dataset(ds, summary)

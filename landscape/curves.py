@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from landscape.align import align as align_checkpoints
 from landscape.interpolate import (
+    AT_LEAST_TWO,
     CONNECTED_THRESHOLD,
     as_splits,
     barrier_definition,
@@ -49,8 +50,9 @@ from landscape.interpolate import (
     recalibrate_bn,
 )
 from landscape.results import provenance
-from training.checkpoint import Checkpoint, as_checkpoint, check_compatible
-from training.errors import UserError
+from training.checkpoint import Checkpoint, as_checkpoint, check_compatible, check_same_data
+from training.checks import AT_LEAST_ONE, COUNT, FRACTION, NON_NEGATIVE, POSITIVE, check_number
+from training.errors import DivergedError, UserError
 from training.evaluate import evaluate, resolve_device
 from training.fileio import derive_seed
 
@@ -128,8 +130,10 @@ def fit_curve(
     """
     if kind not in CURVE_KINDS:
         raise UserError(f"kind must be one of {', '.join(CURVE_KINDS)}; got {kind!r}", param="kind")
-    if epochs < 0:
-        raise UserError(f"epochs must be at least 0, got {epochs}", param="epochs")
+    check_number(epochs, "epochs", COUNT)
+    check_number(lr, "lr", POSITIVE)
+    check_number(momentum, "momentum", FRACTION)
+    check_number(weight_decay, "weight_decay", NON_NEGATIVE)
     a, b = as_checkpoint(ckpt_a), as_checkpoint(ckpt_b)
     bend = midpoint_bend(a, b, mask)
     device = resolve_device(device)
@@ -164,6 +168,8 @@ def fit_curve(
         if count == 0:
             raise UserError("curve training needs data: the training iterable is empty")
         history.append(total / count)
+        if not np.isfinite(history[-1]):
+            raise DivergedError(f"curve training diverged in epoch {epoch + 1} (loss {history[-1]}); lower --lr")
     state = {**bend.state, **{n: theta_c[n].detach().cpu().clone() for n in names}}
     bend.model.load_state_dict(state)
     bend.state = state
@@ -227,8 +233,8 @@ def evaluate_curve(
     (parameter-space lengths of the curve and of the straight line), ``train_loss(epoch)`` when the
     bend was trained, and provenance attrs for ``a``, ``b`` and ``bend``.
     """
-    if points < 2:
-        raise UserError(f"points must be at least 2 (both endpoints), got {points}", param="points")
+    check_number(points, "points", AT_LEAST_TWO)
+    check_number(bn_batches, "bn_batches", AT_LEAST_ONE)
     if kind not in CURVE_KINDS:
         raise UserError(f"kind must be one of {', '.join(CURVE_KINDS)}; got {kind!r}", param="kind")
     a, b = as_checkpoint(ckpt_a), as_checkpoint(ckpt_b)
@@ -305,14 +311,19 @@ def curve(
     barrier_kind: str = "endpoint-mean",
     connected_threshold: float = CONNECTED_THRESHOLD,
     seed: int = 0,
+    allow_different_data: bool = False,
     device: str | torch.device = "cpu",
     quiet: bool = True,
 ) -> tuple[xr.Dataset, Checkpoint]:
     """Align B to A (``align``, as in :func:`landscape.interpolate.interpolate`), train a ``kind``
     curve's bend (:func:`fit_curve`) and evaluate the curve (:func:`evaluate_curve`). Returns the
-    Dataset and the bend checkpoint."""
+    Dataset and the bend checkpoint. Checkpoints trained on different data are refused unless
+    ``allow_different_data``."""
     a, b = as_checkpoint(ckpt_a), as_checkpoint(ckpt_b)
     check_compatible(a, b)
+    if not allow_different_data:
+        check_same_data(a, b)
+    check_number(points, "points", AT_LEAST_TWO)  # before an hour of training the bend
     splits = as_splits(data)
     if bn_data is None:
         bn_data = splits.get("train", next(iter(splits.values())))

@@ -38,17 +38,19 @@ import numpy as np
 import torch
 import xarray as xr
 from torch import nn
-from tqdm.auto import tqdm
 
 from landscape.align import align as align_checkpoints
 from landscape.permutation import groups_of
 from landscape.repair import channel_stats, interpolate_stats, repair
 from landscape.results import provenance
-from training.checkpoint import Checkpoint, as_checkpoint, check_compatible
-from training.errors import UserError
+from training.checkpoint import Checkpoint, as_checkpoint, check_compatible, check_same_data
+from training.checks import AT_LEAST_ONE, POSITIVE, Range, check_number
+from training.errors import DataError, UserError
 from training.evaluate import evaluate, resolve_device
+from training.progress import Progress
 
 BN_MODES = ("recalibrate", "none", "repair")
+AT_LEAST_TWO = Range(ge=2, integer=True)  # a path's points, both endpoints included
 
 
 def _endpoint_mean(alpha: np.ndarray, values: np.ndarray) -> float:
@@ -96,10 +98,20 @@ def recalibrate_bn(
     """Reset BatchNorm running statistics and recompute them as a cumulative average over ``data``
     (at most ``batches`` batches) in train mode; the model's mode is restored. RNG draws made while
     iterating ``data`` (augmentation) use a fixed ``seed`` and leave the caller's RNG untouched."""
+    check_number(batches, "bn_batches", AT_LEAST_ONE)
     source = data if batches is None else itertools.islice(data, batches)
+    seen = [0]
+
+    def counted() -> Iterable:
+        for batch in source:
+            seen[0] += 1
+            yield batch
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        torch.optim.swa_utils.update_bn(source, model, device=device)
+        torch.optim.swa_utils.update_bn(counted(), model, device=device)
+    if not seen[0] and has_batchnorm(model):  # update_bn would have reset the statistics to mean 0, variance 1
+        raise DataError("BatchNorm recalibration got no batches; give it training data")
 
 
 def as_splits(data: Any) -> dict[str, Iterable]:
@@ -158,6 +170,7 @@ def interpolate(
     connected_threshold: float = CONNECTED_THRESHOLD,
     align: str = "none",
     align_data: Iterable | None = None,
+    allow_different_data: bool = False,
     device: str | torch.device = "cpu",
     quiet: bool = True,
 ) -> xr.Dataset:
@@ -170,17 +183,25 @@ def interpolate(
     ``"none"`` or ``"repair"`` (models without BatchNorm). ``align`` is ``"none"``,
     ``"weight-matching"`` or ``"activation-matching"`` (on ``align_data``, default ``bn_data``).
 
+    Checkpoints trained on different data (:func:`~training.checkpoint.check_same_data`) are refused
+    unless ``allow_different_data``; non-finite weights always are (:func:`~training.checkpoint.as_checkpoint`).
+
     Returns a Dataset with ``loss(split, alpha)`` (mean cross-entropy, nats), ``error(split, alpha)``
     (1 − accuracy), the barriers under both definitions, ``loss_barrier(split)`` and
-    ``error_barrier(split)`` under ``barrier_kind``, ``connected(split)``, and provenance attrs.
+    ``error_barrier(split)`` under ``barrier_kind``, ``connected(split)``, and provenance attrs. With
+    BatchNorm recalibration, ``stored_loss``/``stored_error(split, endpoint)`` hold the endpoints
+    evaluated as stored (their own running statistics), to compare with the recalibrated α = 0 and 1.
     """
-    if points < 2:
-        raise UserError(f"--points must be at least 2 (both endpoints), got {points}")
+    check_number(points, "points", AT_LEAST_TWO)
+    check_number(bn_batches, "bn_batches", AT_LEAST_ONE)
+    check_number(connected_threshold, "connected_threshold", POSITIVE)
     if bn not in BN_MODES:
         raise UserError(f"unknown BN mode {bn!r}; choose from: {', '.join(BN_MODES)}", param="bn")
     kind = barrier_definition(barrier_kind)
     a, b = as_checkpoint(ckpt_a), as_checkpoint(ckpt_b)
     check_compatible(a, b)
+    if not allow_different_data:
+        check_same_data(a, b)
     splits = as_splits(data)
     if bn_data is None:
         bn_data = splits.get("train", next(iter(splits.values())))
@@ -205,7 +226,9 @@ def interpolate(
 
     loss = np.zeros((len(splits), points))
     error = np.zeros((len(splits), points))
-    for i, alpha in enumerate(tqdm(alphas, desc="interpolate", unit="α", disable=quiet or None, leave=False)):
+    stored = _stored_endpoints(model, (state_a, state_b), splits, device) if use_bn else None
+    progress = Progress(points, "interpolate", "α", quiet=quiet, lines=20)
+    for i, alpha in enumerate(alphas):
         with torch.no_grad():
             for k in float_keys:
                 torch.lerp(state_a[k], state_b[k], float(alpha), out=target[k])
@@ -223,6 +246,8 @@ def interpolate(
         finally:
             if hooks is not None:
                 hooks.remove()
+        progress.update(1, f"α = {alpha:.3f}")
+    progress.close()
 
     attrs = {
         **provenance(a=a, b=b),
@@ -236,7 +261,26 @@ def interpolate(
     variables = barrier_variables(
         "alpha", alphas, loss, error, barrier_kind=kind, connected_threshold=connected_threshold
     )
-    return xr.Dataset(variables, coords={"split": list(splits), "alpha": alphas}, attrs=attrs)
+    coords: dict[str, Any] = {"split": list(splits), "alpha": alphas}
+    if stored is not None:
+        note = "the endpoint evaluated as stored, with its own BatchNorm running statistics (no recalibration)"
+        variables["stored_loss"] = xr.Variable(("split", "endpoint"), stored[0], {"units": "nats", "note": note})
+        variables["stored_error"] = xr.Variable(("split", "endpoint"), stored[1], {"units": "fraction", "note": note})
+        coords["endpoint"] = ["a", "b"]
+    return xr.Dataset(variables, coords=coords, attrs=attrs)
+
+
+def _stored_endpoints(model: nn.Module, states: tuple, splits: Mapping[str, Iterable], device: torch.device):
+    """``(loss, error)`` arrays (split × endpoint) of the endpoints' full stored states, not recalibrated."""
+    loss, error = np.zeros((len(splits), 2)), np.zeros((len(splits), 2))
+    target = model.state_dict()
+    for e, state in enumerate(states):
+        with torch.no_grad():
+            for k, v in state.items():
+                target[k].copy_(v)
+        for j, split_data in enumerate(splits.values()):
+            loss[j, e], error[j, e] = evaluate(model, split_data, device)
+    return loss, error
 
 
 def _repair_targets(a: Checkpoint, b: Checkpoint, data: Iterable, batches: int | None, device: torch.device):

@@ -54,6 +54,8 @@ def final_checkpoint(run_dir: Path) -> Path:
     points, _ = run_points(Path(run_dir))
     if not points:
         raise UserError(f"{run_dir} has no checkpoints to compare")
+    if points[-1].missing:  # never compare an earlier checkpoint in its place
+        raise UserError(f"{run_dir}: its final checkpoint {points[-1].path.name} is missing")
     return points[-1].path
 
 

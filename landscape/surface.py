@@ -24,13 +24,14 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import torch
 import xarray as xr
-from tqdm.auto import tqdm
 
-from landscape.interpolate import has_batchnorm, recalibrate_bn
+from landscape.interpolate import AT_LEAST_TWO, has_batchnorm, recalibrate_bn
 from landscape.results import provenance
 from training.checkpoint import Checkpoint, as_checkpoint, check_compatible
+from training.checks import Range, check_number
 from training.errors import UserError
 from training.evaluate import evaluate, resolve_device
+from training.progress import Progress
 
 
 def random_direction(
@@ -57,11 +58,14 @@ def random_direction(
 
 
 def _grid(span: Sequence[float], n: int) -> np.ndarray:
-    if n < 2:
-        raise UserError(f"--grid must be at least 2, got {n}")
+    check_number(n, "grid", AT_LEAST_TWO)
+    if len(span) != 2:
+        raise UserError(f"span must be two numbers, got {list(span)}", param="span")
+    for end in span:
+        check_number(end, "span", Range())
     lo, hi = float(span[0]), float(span[1])
     if not hi > lo:
-        raise UserError(f"span must be increasing, got {list(span)}")
+        raise UserError(f"span must be increasing, got {list(span)}", param="span")
     return np.linspace(lo, hi, n)
 
 
@@ -80,7 +84,8 @@ def _evaluate_states(
     loss, error = np.zeros(shape), np.zeros(shape)
     target = model.state_dict()
     points = list(np.ndindex(*shape))
-    for idx in tqdm(points, desc="surface", unit="pt", disable=quiet or None, leave=False):
+    progress = Progress(len(points), "surface", "points", quiet=quiet, lines=20)
+    for idx in points:
         with torch.no_grad():
             for k, v in base.items():
                 t = v.clone()
@@ -91,6 +96,8 @@ def _evaluate_states(
         if bn:
             recalibrate_bn(model, bn_data, device)
         loss[idx], error[idx] = evaluate(model, data, device)
+        progress.update(1)
+    progress.close()
     return loss, error
 
 
@@ -110,8 +117,8 @@ def surface(
     """Loss and error on a 1-D (``directions=1``: dims ``x``) or 2-D (dims ``x``, ``y``) grid of
     ``grid`` points per axis over ``span``, along filter-normalised random directions that respect
     the checkpoint's mask. The directions are reproducible from ``seed`` (stored in the attrs)."""
-    if directions not in (1, 2):
-        raise UserError(f"directions must be 1 or 2, got {directions}")
+    if directions not in (1, 2) or isinstance(directions, bool):
+        raise UserError(f"directions must be 1 or 2, got {directions}", param="directions")
     if bn not in ("none", "recalibrate"):
         raise UserError(f"unknown BN mode {bn!r}; choose from: none, recalibrate")
     c = as_checkpoint(ckpt)
@@ -186,7 +193,9 @@ def plane(
     ``point_x(point)``, ``point_y(point)`` locating A, B, C. The default grid covers the three points
     plus ``margin`` of their extent on each side; ``x``/``y`` give explicit coordinates instead."""
     if bn not in ("none", "recalibrate"):
-        raise UserError(f"unknown BN mode {bn!r}; choose from: none, recalibrate")
+        raise UserError(f"unknown BN mode {bn!r}; choose from: none, recalibrate", param="bn")
+    check_number(grid, "grid", AT_LEAST_TWO)
+    check_number(margin, "margin", Range(ge=0))
     a, b, c = (as_checkpoint(k) for k in (ckpt_a, ckpt_b, ckpt_c))
     check_compatible(a, b)
     check_compatible(a, c)

@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 
 from landscape.packing import TrainGroupJob, cpu_count, device_slots, fill_slots, gpu_count, groups
+from training.checks import AT_LEAST_ONE, COUNT, Range, check_number
 from training.config import TrainConfig, from_dict, replace_dotted, to_yaml
 from training.errors import ConfigError, UserError
 from training.fileio import read_json
@@ -72,16 +73,66 @@ def load_sweep(path: str | Path, out: str | Path | None = None) -> Sweep:
     grid = spec.get("grid") or {}
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
         raise ConfigError(f"{path}: grid must map dotted config keys to non-empty lists")
-    analyze = dict(spec.get("analyze") or {})
+    analyze = _section(spec, "analyze", path)
     bad = sorted(set(analyze) - set(ANALYZE_KEYS))
     if bad:
         raise ConfigError(f"{path}: unknown analyze option {bad[0]}; valid: {', '.join(ANALYZE_KEYS)}")
+    check_analyze(analyze, str(path))
+    executor = _section(spec, "executor", path)
+    check_executor(executor, str(path))
     try:
         base = from_dict(TrainConfig, spec.get("base") or {})
     except ConfigError as exc:
         raise ConfigError(f"{path}: base: {exc}") from exc
     configs = expand(base, grid, str(path))
-    return Sweep(Path(out or spec.get("out") or "runs"), configs, dict(spec.get("executor") or {}), analyze)
+    return Sweep(Path(out or spec.get("out") or "runs"), configs, executor, analyze)
+
+
+def _section(spec: dict, name: str, path: Path) -> dict[str, Any]:
+    value = spec.get(name) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: {name} must be a mapping, got {value!r}")
+    return dict(value)
+
+
+def check_analyze(options: Mapping[str, Any], where: str = "sweep") -> None:
+    """Check a sweep's ``analyze`` options as :func:`landscape.analysis.analyze` would, before anything runs."""
+    from landscape.analysis import LMC_MODES
+
+    numbers = {"hessian_k": COUNT, "points": Range(ge=2, integer=True), "hessian_batch_size": AT_LEAST_ONE}
+    for key, valid in numbers.items():
+        try:
+            check_number(options.get(key), f"analyze.{key}", valid, error=ConfigError)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+    if "lmc" in options and options["lmc"] not in LMC_MODES:
+        raise ConfigError(f"{where}: analyze.lmc must be one of {', '.join(LMC_MODES)}, got {options['lmc']!r}")
+    if "signs" in options and not isinstance(options["signs"], bool):
+        raise ConfigError(f"{where}: analyze.signs must be true or false, got {options['signs']!r}")
+    splits = options.get("splits", ["test"])
+    if not isinstance(splits, list) or not splits or any(s not in ("train", "test") for s in splits):
+        raise ConfigError(f"{where}: analyze.splits must be a non-empty list of train and test, got {splits!r}")
+    for key in ("data_root", "device"):
+        if options.get(key) is not None and not isinstance(options[key], str):
+            raise ConfigError(f"{where}: analyze.{key} must be a string, got {options[key]!r}")
+    device = options.get("device", "cpu")
+    if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
+        raise ConfigError(f"{where}: analyze.device must be auto, cpu, cuda or cuda:N, got {device!r}")
+
+
+def check_executor(options: Mapping[str, Any], where: str = "sweep") -> None:
+    """Check a sweep's ``executor`` section: ``timeout_min`` (minutes, at least 1) and ``slurm`` (a mapping
+    of Slurm settings passed to submitit)."""
+    unknown = sorted(set(options) - {"timeout_min", "slurm"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown executor option {unknown[0]}; valid: timeout_min, slurm")
+    try:
+        check_number(options.get("timeout_min"), "executor.timeout_min", AT_LEAST_ONE, error=ConfigError)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+    slurm = options.get("slurm") or {}
+    if not isinstance(slurm, dict) or not all(isinstance(k, str) for k in slurm):
+        raise ConfigError(f"{where}: executor.slurm must map Slurm settings to values, got {slurm!r}")
 
 
 def expand(base: TrainConfig, grid: Mapping[str, list], source: str = "sweep") -> list[TrainConfig]:
@@ -226,6 +277,10 @@ def submit(
     ``runs_per_device`` jobs share each GPU (see :mod:`landscape.packing`). ``max_parallel``: local, the
     number of jobs at once, spread over the GPUs (default: ``runs_per_device`` per GPU, or on the CPU);
     Slurm, the array tasks at once (default 1)."""
+    if executor not in ("local", "slurm"):
+        raise UserError(f"unknown executor {executor!r}; choose from: local, slurm", param="executor")
+    check_executor(sweep.executor)
+    check_analyze(sweep.analyze)
     slots = device_slots(runs_per_device, gpu_count(), max_parallel, cpu_count())  # checks both numbers
     out = sweep.out
     before = {cfg.run_name: run_status(cfg, out) for cfg in sweep.configs}

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from training.checkpoint_checks import check_finite, check_mask, check_meta
 from training.config import DataConfig, from_dict
 from training.data import DataBundle, class_balanced_indices, load_data
 from training.data.bundle import labels_of
@@ -110,6 +111,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     missing = [k for k in REQUIRED_META if k not in meta]
     if missing:
         raise CheckpointError(f"{path} is not a landscape checkpoint: meta lacks {', '.join(missing)}")
+    check_meta(meta, str(path))  # the type of every key the format names
     if meta["format_version"] > FORMAT_VERSION:
         raise CheckpointError(
             f"{path} has format_version {meta['format_version']}; this landscape reads up to {FORMAT_VERSION}"
@@ -179,8 +181,8 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     meta = raw["meta"]
     try:
         model = build(meta["model"], int(meta["num_classes"]), **dict(meta.get("model_kwargs") or {}))
-    except UserError as exc:
-        raise CheckpointError(f"{path}: {exc}") from exc
+    except (UserError, TypeError, ValueError) as exc:  # model_kwargs the builder cannot take
+        raise CheckpointError(f"{path}: cannot build model {meta['model']} from its meta ({exc})") from exc
     try:
         result = model.load_state_dict(raw["model"], strict=False)
     except RuntimeError as exc:  # shape mismatches raise even with strict=False
@@ -198,8 +200,39 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
 
 def as_checkpoint(obj: Checkpoint | str | os.PathLike) -> Checkpoint:
-    """Pass a :class:`Checkpoint` through; load a path."""
-    return obj if isinstance(obj, Checkpoint) else load_checkpoint(obj)
+    """Pass a :class:`Checkpoint` through; load a path. Either way the checkpoint is checked as every
+    analysis needs it: its mask fits its weights and no tensor holds a NaN or infinite value
+    (:class:`CheckpointError` naming the tensor otherwise)."""
+    ckpt = obj if isinstance(obj, Checkpoint) else load_checkpoint(obj)
+    where = f"checkpoint {ckpt.path}" if ckpt.path else "checkpoint (in memory)"
+    if not isinstance(ckpt.mask, Mapping) or not isinstance(ckpt.state, Mapping):
+        raise CheckpointError(f"{where}: mask and state must be dicts of tensors")
+    check_mask(ckpt.mask, ckpt.state, where)
+    check_finite(ckpt.state, where)
+    return ckpt
+
+
+def check_same_data(*ckpts: Checkpoint) -> None:
+    """Raise :class:`CheckpointError` unless the checkpoints were trained on the same data: the same
+    dataset and the same recorded data settings that change the samples (batch sizes, loader and
+    folder aside). Analyses comparing checkpoints call it unless told the difference is intended."""
+    ignored = {"root", "batch_size", "eval_batch_size", "num_workers", "loader"}
+
+    def identity(c: Checkpoint) -> tuple[str, str]:
+        recorded = {k: v for k, v in (c.meta.get("data_config") or {}).items() if k not in ignored}
+        return str(c.meta.get("dataset")), json.dumps(recorded, sort_keys=True, default=str)
+
+    first = identity(ckpts[0])
+    for other in ckpts[1:]:
+        found = identity(other)
+        if found != first:
+            what = f"{first[0]} and {found[0]}" if found[0] != first[0] else "different data settings"
+            names = f"{ckpts[0].path or 'checkpoint A'} and {other.path or 'checkpoint B'}"
+            raise CheckpointError(
+                f"{names} were trained on different data ({what}); pass allow_different_data "
+                "(--allow-different-data) if that is intended",
+                param="allow_different_data",
+            )
 
 
 def check_compatible(a: Checkpoint, b: Checkpoint) -> None:
@@ -245,7 +278,27 @@ def checkpoint_bundle(
     data_cfg = from_dict(DataConfig, recorded, "data_config")
     changes = {k: v for k, v in (("name", dataset), ("root", root)) if v is not None}
     bundle = load_data(dataclasses.replace(data_cfg, **changes))
+    check_data_fits(ckpt, bundle)
     return bundle if samples is None else sample_bundle(bundle, samples, seed=samples_seed)
+
+
+def check_data_fits(ckpt: Checkpoint, bundle: DataBundle) -> None:
+    """Raise :class:`DataError` unless ``bundle``'s inputs have the shape and its labels the number of
+    classes that ``ckpt``'s model was built for (a model cannot be evaluated on other data)."""
+    where = ckpt.path or "the checkpoint"
+    if bundle.num_classes > int(ckpt.meta["num_classes"]):
+        raise DataError(
+            f"dataset {bundle.name} has {bundle.num_classes} classes but {where} has {ckpt.meta['num_classes']} "
+            "outputs; evaluate it on the data it was trained on",
+            param="dataset",
+        )
+    shape = (ckpt.meta.get("model_kwargs") or {}).get("input_shape")
+    if shape is not None and tuple(int(s) for s in shape) != tuple(bundle.input_shape):
+        raise DataError(
+            f"dataset {bundle.name} has inputs of shape {tuple(bundle.input_shape)} but the model of {where} takes "
+            f"{tuple(int(s) for s in shape)}; evaluate it on the data it was trained on",
+            param="dataset",
+        )
 
 
 def checkpoint_data(

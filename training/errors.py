@@ -1,6 +1,6 @@
 """Exception types, each carrying the CLI exit code it maps to.
 
-Exit codes: 0 ok, 1 internal error, 2 bad input, 3 diverged run.
+Exit codes: 0 ok, 1 internal error, 2 bad input, 3 diverged run, 130 interrupted (Ctrl-C).
 """
 
 
@@ -41,3 +41,9 @@ class DivergedError(LandscapeError):
     """Training produced a non-finite loss (exit code 3)."""
 
     exit_code = 3
+
+
+class Interrupted(LandscapeError):
+    """Ctrl-C: the message says what was kept and how to go on (exit code 130)."""
+
+    exit_code = 130

@@ -52,10 +52,34 @@ def full_mask(model: nn.Module, names: list[str]) -> Mask:
 
 @torch.no_grad()
 def apply_mask(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> None:
-    """Set pruned weights of ``model`` to exactly 0, in place."""
+    """Set pruned weights of ``model`` to exactly 0, in place: ±0 with the weight's sign, as multiplying
+    by the mask gives for finite weights, and 0 too where a pruned weight was NaN or infinite (which a
+    multiplication would keep). A mask entry the model lacks, or of another shape, is a :class:`ConfigError`."""
     params = dict(model.named_parameters())
+    check_mask_fits(mask, params)
     for name, m in mask.items():
-        params[name].mul_(m.to(params[name].device))
+        p = params[name]
+        p.copy_(torch.where(m.to(p.device, torch.bool), p, torch.zeros_like(p).copysign(p)))
+
+
+def check_mask_fits(
+    mask: Mapping[str, torch.Tensor],
+    params: Mapping[str, object],
+    what: str = "mask",
+    *,
+    error: type[ConfigError] | type = ConfigError,
+) -> None:
+    """Raise ``error`` (with ``param="mask"``) unless every entry of ``mask`` names one of ``params``
+    (``{name: tensor or shape}``) and has its shape. ``what`` starts the message (e.g. the file)."""
+    for name, m in mask.items():
+        if name not in params:
+            raise error(f"{what} names a parameter the model does not have: {name}", param="mask")
+        shape = tuple(getattr(params[name], "shape", params[name]))
+        if tuple(getattr(m, "shape", ())) != shape:
+            raise error(
+                f"{what} entry {name} has shape {tuple(getattr(m, 'shape', ()))} but the parameter has {shape}",
+                param="mask",
+            )
 
 
 def density(mask: Mapping[str, torch.Tensor]) -> float:

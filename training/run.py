@@ -25,6 +25,7 @@ from training.distributed import Distributed
 from training.errors import DivergedError, UserError
 from training.evaluate import resolve_device
 from training.fileio import atomic_netcdf, atomic_write_json, atomic_write_text, read_json
+from training.outputs import run_folder_of
 from training.recipes import RECIPES, semantics_version
 from training.trainer import StageResult, Trainer
 from training.validate import validate
@@ -75,6 +76,11 @@ def train(cfg: TrainConfig, out: str | Path, *, quiet: bool = False, data: DataB
     non-finite training loss, after marking the run ``diverged`` in ``manifest.json``.
     """
     validate(cfg)
+    inside = run_folder_of(out)
+    if inside is not None:  # a run folder's files belong to its run (nor would analyze find a nested run)
+        raise UserError(
+            f"out {out} is inside the run folder {inside}; give the folder that holds run folders", param="out"
+        )
     run_dir = Path(out) / cfg.run_name
     log = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
     done = _complete(run_dir, cfg)

@@ -31,7 +31,6 @@ import torch
 import xarray as xr
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from training import __version__
 from training.checkpoint import FORMAT_VERSION, read_checkpoint, save_checkpoint
@@ -42,8 +41,9 @@ from training.errors import DivergedError
 from training.evaluate import evaluate
 from training.fileio import atomic_netcdf, atomic_write_json, derive_seed, read_json
 from training.masks import Mask, MaskedParameters, apply_mask, density, weight_density
-from training.metrics import METRIC_NAMES, metrics_dataset, progress_disabled
+from training.metrics import METRIC_NAMES, metrics_dataset
 from training.models import build
+from training.progress import Progress
 from training.schedules import learning_rate
 
 
@@ -226,13 +226,12 @@ class Trainer:
         total_steps = sched.epochs * steps_per_epoch
         E, C = sched.epochs, sched.cycles
         start_cycle, start_epoch = position
-        bar = tqdm(
-            total=C * E,
+        bar = Progress(  # a bar on a terminal, a line per epoch in a log (Slurm)
+            C * E,
+            f"{self.cfg.run_name}/{sdir.name}" if sdir != self.run_dir else self.cfg.run_name,
+            "epochs",
+            quiet=self.quiet,
             initial=(start_cycle - 1) * E + start_epoch,
-            desc=f"{self.cfg.run_name}/{sdir.name}" if sdir != self.run_dir else self.cfg.run_name,
-            unit="epoch",
-            disable=progress_disabled(self.quiet),
-            leave=False,
         )
         try:
             for cycle in range(start_cycle, C + 1):
@@ -264,10 +263,8 @@ class Trainer:
                     record["density"] = weight_density(model, masked.names) if masked.names else 1.0
                     records.append(record)
                     checkpoints = self._end_of_epoch(stage, model, mask, optimizer, records, checkpoints, cycle, epoch)
-                    bar.update(1)
-                    bar.set_postfix(
-                        cycle=cycle, train_loss=f"{record['train_loss']:.3f}", test_err=f"{record['test_error']:.3f}"
-                    )
+                    bar.update(1, f"cycle {cycle} epoch {epoch}: train loss {record['train_loss']:.4f}, "
+                               f"test error {record['test_error']:.4f}")  # fmt: skip
         finally:
             bar.close()
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,24 @@ import typer
 import xarray as xr
 from rich.table import Table
 
-from landscape.cli.app import AlignOpt, DeviceOpt, QuietOpt, SamplesOpt, SamplesSeedOpt, app, out_console
+from landscape.cli.app import (
+    AlignOpt,
+    AllowDataOpt,
+    DeviceOpt,
+    QuietOpt,
+    SamplesOpt,
+    SamplesSeedOpt,
+    app,
+    check_options,
+    out_console,
+)
 from landscape.cli.connectivity_commands import print_pairs, print_path, samples_attrs
 from landscape.cli.connectivity_commands import split_names as _splits
-from training.errors import UserError
+from training.checks import AT_LEAST_ONE, COUNT, POSITIVE, Range
+from training.errors import Interrupted, UserError
+from training.outputs import DATASET_SUFFIXES, FIGURE_SUFFIXES, check_output, check_outputs
+
+AT_LEAST_TWO = Range(ge=2, integer=True)
 
 
 @app.command()
@@ -31,6 +46,7 @@ def interpolate(
     samples_seed: int = SamplesSeedOpt,
     data: str = typer.Option(None, help="Dataset (default: the checkpoints' dataset)."),
     data_root: str = typer.Option(None, help="Folder holding CIFAR/ImageNet files."),
+    allow_different_data: bool = AllowDataOpt,
     batch_size: int = typer.Option(1000, help="Evaluation batch size."),
     device: str = DeviceOpt,
     out: Path = typer.Option(None, help="Write the Dataset to this netCDF file."),
@@ -39,13 +55,18 @@ def interpolate(
     """Evaluate the linear path between two checkpoints (optionally aligned) and print both barriers."""
     from landscape.interpolate import interpolate as run_interpolate
     from landscape.results import save_dataset
-    from training.checkpoint import check_compatible, checkpoint_bundle, load_checkpoint
+    from training.checkpoint import as_checkpoint, check_compatible, check_same_data, checkpoint_bundle
 
     names = _splits(split)
-    if points < 2:
-        raise UserError(f"--points must be at least 2 (both endpoints), got {points}")
-    a, b = load_checkpoint(ckpt_a), load_checkpoint(ckpt_b)
+    check_options(
+        points=(points, AT_LEAST_TWO), bn_batches=(bn_batches, AT_LEAST_ONE), batch_size=(batch_size, AT_LEAST_ONE),
+        samples=(samples, AT_LEAST_ONE),
+    )  # fmt: skip
+    check_output(out, inputs=[ckpt_a, ckpt_b])
+    a, b = as_checkpoint(ckpt_a), as_checkpoint(ckpt_b)
     check_compatible(a, b)
+    if not allow_different_data:
+        check_same_data(a, b)
     bundle = checkpoint_bundle(a, dataset=data, root=data_root, samples=samples, samples_seed=samples_seed)
     splits = {s: bundle.eval_loader(s, batch_size) for s in names}
     ds = run_interpolate(
@@ -58,6 +79,7 @@ def interpolate(
         bn_batches=bn_batches,
         barrier_kind=barrier,
         align=align,
+        allow_different_data=allow_different_data,
         device=device,
         quiet=quiet,
     )
@@ -71,16 +93,27 @@ def interpolate(
 @app.command()
 def hessian(
     ckpt: Path = typer.Argument(..., help="Checkpoint (its mask defines the sparse subspace)."),
-    k: int = typer.Option(1, "--top-k", help="Number of top eigenvalues."),
-    trace: bool = typer.Option(False, "--trace", help="Also estimate the trace (Hutchinson)."),
+    k: int = typer.Option(1, "--top-k", help="Number of eigenvalues."),
+    operator: str = typer.Option("hessian", help="hessian, ggn, fisher (empirical) or fisher-mc (Monte-Carlo)."),
+    which: str = typer.Option(None, help="largest (default), smallest (most negative) or magnitude."),
+    per_layer: bool = typer.Option(False, "--per-layer", help="One spectrum per layer (module)."),
+    params: list[str] = typer.Option(None, "--params", help="A parameter group by name or glob (repeatable)."),
+    vectors: bool = typer.Option(False, "--vectors", help="Write the Ritz vectors to <out>.vectors.pt."),
+    start: Path = typer.Option(None, help="Warm-start Lanczos from a .vectors.pt file."),
+    trace: bool = typer.Option(False, "--trace", help="Also estimate the trace."),
+    trace_method: str = typer.Option("hutchinson", help="Trace estimator: hutchinson or hutchpp."),
+    diag: bool = typer.Option(False, "--diag", help="Also estimate the diagonal."),
+    diag_method: str = typer.Option("hutchinson", help="Diagonal estimator: hutchinson or diag++."),
     density: bool = typer.Option(False, "--density", help="Also estimate the spectral density (SLQ)."),
     batches: int = typer.Option(1, help="Training batches the Hessian is averaged over."),
     batch_size: int = typer.Option(128, help="Samples per batch (unaugmented training data)."),
     subspace: str = typer.Option("mask", help="mask (kept weights and all other parameters) or dense."),
-    method: str = typer.Option("lanczos", help="lanczos, eigsh, power or pyhessian."),
+    method: str = typer.Option("lanczos", help="lanczos, block-lanczos, eigsh, power or pyhessian."),
+    criterion: str = typer.Option("bound", help="Lanczos stopping rule: bound (eigenvalue error), residual, change."),
     tol: float = typer.Option(1e-3, help="Relative tolerance."),
     max_iter: int = typer.Option(100, help="Iteration cap."),
-    seed: int = typer.Option(0),
+    mc_samples: int = typer.Option(1, help="Sampled labels per sample (fisher-mc)."),
+    seed: int = typer.Option(0, help="Seed of the random start vectors, probes and sampled labels."),
     samples: int = SamplesOpt,
     samples_seed: int = SamplesSeedOpt,
     data: str = typer.Option(None, help="Dataset (default: the checkpoint's)."),
@@ -88,60 +121,40 @@ def hessian(
     device: str = DeviceOpt,
     out: Path = typer.Option(None, help="Write the Dataset to this netCDF file."),
 ) -> None:
-    """Top-k Hessian eigenvalues (and optionally trace and density) of the mean training loss."""
-    import itertools
+    """Eigenvalues of the Hessian, GGN or Fisher of the mean training loss (and optionally trace, diagonal
+    and density), on the mask subspace, whole or per parameter group."""
+    from landscape.cli.curvature import run_hessian, vectors_file
 
-    import xarray as xr
-
-    from landscape.hessian import hessian_density, hessian_eigenvalues, hessian_trace
-    from landscape.results import save_dataset
-    from training.checkpoint import checkpoint_bundle, load_checkpoint
-
-    if batches < 1 or batch_size < 1:
-        raise UserError("--batches and --batch-size must be at least 1")
-    c = load_checkpoint(ckpt)
-    bundle = checkpoint_bundle(c, dataset=data, root=data_root, samples=samples, samples_seed=samples_seed)
-    chosen = list(itertools.islice(bundle.eval_loader("train", batch_size), batches))
-    parts = [
-        hessian_eigenvalues(
-            c, chosen, k=k, tol=tol, max_iter=max_iter, method=method, subspace=subspace, seed=seed, device=device
-        )
-    ]
-    table = Table(
-        title=f"Hessian of the mean loss over {sum(len(b[1]) for b in chosen)} samples "
-        f"({subspace} subspace, dimension {parts[0].attrs['dimension']})"
-    )
-    for col in ("k", "eigenvalue", "residual"):
-        table.add_column(col, justify="right")
-    for rank, val, res in zip(
-        parts[0]["k"].values, parts[0]["eigenvalue"].values, parts[0]["residual"].values, strict=True
-    ):
-        table.add_row(str(rank), f"{val:.6g}", f"{res:.2e}")
-    out_console.print(table)
-    if trace:
-        t = hessian_trace(c, chosen, subspace=subspace, seed=seed, device=device)
-        out_console.print(f"trace {float(t['trace']):.6g} ± {float(t['trace_stderr']):.2g} ({int(t['probes'])} probes)")
-        parts.append(t)
-    if density:
-        parts.append(hessian_density(c, chosen, subspace=subspace, seed=seed, device=device))
-        out_console.print("density: computed (SLQ)")
-    if out is not None:
-        save_dataset(
-            xr.merge(parts, combine_attrs="drop_conflicts").assign_attrs(samples_attrs(samples, samples_seed)), out
-        )
-        print(f"wrote {out}")
+    check_options(
+        k=(k, AT_LEAST_ONE), tol=(tol, POSITIVE), max_iter=(max_iter, AT_LEAST_ONE), batches=(batches, AT_LEAST_ONE),
+        batch_size=(batch_size, AT_LEAST_ONE), mc_samples=(mc_samples, AT_LEAST_ONE), samples=(samples, AT_LEAST_ONE),
+    )  # fmt: skip
+    vectors_out = vectors_file(out) if vectors and out is not None else None
+    check_outputs([("out", out, DATASET_SUFFIXES), ("vectors", vectors_out, (".pt",))], inputs=[ckpt, start])
+    eigen = {
+        "k": k, "operator": operator, "which": which, "per_layer": per_layer, "params": params or None,
+        "subspace": subspace, "method": method, "criterion": criterion, "tol": tol, "max_iter": max_iter,
+        "mc_samples": mc_samples, "seed": seed, "device": device,
+    }  # fmt: skip
+    run_hessian(
+        ckpt, eigen=eigen, batches=batches, batch_size=batch_size, trace=trace, trace_method=trace_method,
+        diag=diag, diag_method=diag_method, density=density, vectors=vectors, start=start,
+        data={"dataset": data, "root": data_root, "samples": samples, "samples_seed": samples_seed}, out=out,
+        attrs=samples_attrs(samples, samples_seed),
+    )  # fmt: skip
 
 
 @app.command()
 def signs(
-    ckpt_a: Path = typer.Argument(...),
-    ckpt_b: Path = typer.Argument(...),
+    ckpt_a: Path = typer.Argument(..., help="First checkpoint (its mask is A)."),
+    ckpt_b: Path = typer.Argument(..., help="Second checkpoint (its mask is B)."),
     out: Path = typer.Option(None, help="Write the Dataset to this netCDF file."),
 ) -> None:
     """Sign flips, mask IoU, Hamming distance, retention and keep ratios per layer and in total."""
     from landscape.overlap import overlap
     from landscape.results import save_dataset
 
+    check_output(out, inputs=[ckpt_a, ckpt_b])
     ds = overlap(ckpt_a, ckpt_b)
     table = Table(title="sign flips (on weights kept in both) and mask overlap")
     cols = ("flip_fraction", "iou", "hamming", "retention", "keep_ratio_a", "keep_ratio_b")
@@ -181,7 +194,7 @@ def surface(
     from landscape.results import save_dataset
     from landscape.surface import plane
     from landscape.surface import surface as run_surface
-    from training.checkpoint import checkpoint_bundle, load_checkpoint
+    from training.checkpoint import as_checkpoint, checkpoint_bundle
 
     if len(ckpts) not in (1, 3):
         raise UserError(f"give one checkpoint or three, got {len(ckpts)}")
@@ -191,7 +204,15 @@ def surface(
         lo, hi = (float(v) for v in span.split(","))
     except ValueError as exc:
         raise UserError(f"--span must be two comma-separated numbers, got {span!r}") from exc
-    loaded = [load_checkpoint(p) for p in ckpts]
+    check_options(
+        grid=(grid, AT_LEAST_TWO), batch_size=(batch_size, AT_LEAST_ONE), samples=(samples, AT_LEAST_ONE),
+    )  # fmt: skip
+    for end in (lo, hi):
+        check_options(span=(end, Range()))
+    if not hi > lo:
+        raise UserError(f"--span must be increasing, got {span!r}")
+    check_outputs([("out", out, DATASET_SUFFIXES), ("figure", figure, FIGURE_SUFFIXES)], inputs=ckpts)
+    loaded = [as_checkpoint(p) for p in ckpts]
     bundle = checkpoint_bundle(loaded[0], dataset=data, root=data_root, samples=samples, samples_seed=samples_seed)
     loader = bundle.eval_loader(split, batch_size)
     bn_data = bundle.eval_loader("train", batch_size)
@@ -216,13 +237,25 @@ def surface(
 
 @app.command()
 def analyze(
-    run_dirs: list[Path] = typer.Argument(..., help="Run folders (with manifest.json)."),
+    run_dirs: list[Path] = typer.Argument(
+        ..., help="Run folders (with manifest.json), or folders holding run folders at any depth."
+    ),
     lmc: str = typer.Option("consecutive", help="consecutive, init or none."),
     hessian_k: int = typer.Option(0, "--hessian-k", help="Top-k Hessian eigenvalues at every checkpoint (0: none)."),
     signs: bool = typer.Option(True, "--signs/--no-signs", help="Sign and mask statistics."),
     points: int = typer.Option(11, help="α points per interpolation."),
     split: str = typer.Option("test", help="test, train or both."),
     hessian_batch_size: int = typer.Option(128, help="Samples in the Hessian batch."),
+    operator: str = typer.Option("hessian", help="Curvature for --hessian-k: hessian, ggn, fisher or fisher-mc."),
+    which: str = typer.Option("largest", help="largest, smallest (most negative) or magnitude."),
+    per_layer: bool = typer.Option(False, "--per-layer", help="One spectrum per layer (module)."),
+    params: list[str] = typer.Option(None, "--params", help="A parameter group by name or glob (repeatable)."),
+    vectors: bool = typer.Option(False, "--vectors", help="Keep each checkpoint's Ritz vectors (analysis/vectors/)."),
+    trace: str = typer.Option(None, help="Also the trace at every checkpoint: hutchinson or hutchpp."),
+    diag: bool = typer.Option(False, "--diag", help="Also the diagonal (Hutchinson) at every checkpoint."),
+    warm_start: bool = typer.Option(
+        True, "--warm-start/--no-warm-start", help="Start each checkpoint's Lanczos from the previous Ritz vectors."
+    ),
     align: str = typer.Option(
         None,
         help="Also compare the runs' final checkpoints pairwise, straight and aligned by these methods "
@@ -239,20 +272,27 @@ def analyze(
     """Analyse run folders: LMC, Hessian and signs along each run's checkpoints, cached by content hash;
     with --align, also the barriers between the runs' final checkpoints, straight and aligned."""
     from landscape.analysis import analyze as run_analyze
+    from landscape.hessian.sequence import HessianOptions
     from landscape.results import save_dataset
 
-    ds = run_analyze(
-        run_dirs,
-        lmc=lmc,
-        hessian_k=hessian_k,
-        signs=signs,
-        points=points,
-        splits=tuple(_splits(split)),
-        hessian_batch_size=hessian_batch_size,
-        data_root=data_root,
-        device=device,
-        quiet=quiet,
-    )
+    check_options(
+        points=(points, AT_LEAST_TWO), hessian_k=(hessian_k, COUNT), samples=(samples, AT_LEAST_ONE),
+        hessian_batch_size=(hessian_batch_size, AT_LEAST_ONE),
+    )  # fmt: skip
+    check_output(out, inputs=run_dirs)
+    curvature = HessianOptions(
+        operator=operator, which=which, per_layer=per_layer, params=tuple(params or ()), vectors=vectors,
+        trace=trace, diag=diag, warm_start=warm_start,
+    )  # fmt: skip
+    try:
+        ds = run_analyze(
+            run_dirs, lmc=lmc, hessian_k=hessian_k, signs=signs, points=points, splits=tuple(_splits(split)),
+            hessian_batch_size=hessian_batch_size, data_root=data_root, device=device, quiet=quiet, hessian=curvature,
+        )  # fmt: skip
+    except KeyboardInterrupt as exc:
+        raise Interrupted(
+            "every finished piece is cached in its run's analysis/ folder; run the same command again to go on"
+        ) from exc
     table = Table(
         title=f"{ds.sizes['run']} runs ({ds.attrs['cache_hits']} cached pieces, {ds.attrs['cache_misses']} computed)"
     )
@@ -274,12 +314,18 @@ def analyze(
             barrier = f"{np.nanmax(sel['error_barrier'].values):.4f}"
         table.add_row(str(run), str(sel["status"].item()), str(n), last("test_error"), barrier, last("eigenvalue"))
     out_console.print(table)
+    for note in filter(None, ds.attrs.get("notes", "").split("; ")):
+        print(f"note: {note}", file=sys.stderr)
+    for run, status, problem in zip(ds["run"].values, ds["status"].values, ds["problem"].values, strict=True):
+        if problem:
+            print(f"{'error' if status == 'failed' else 'note'}: run {run}: {problem}", file=sys.stderr)
     if align:
         from landscape.pairs import compare_runs
 
         methods = ("none", *[m.strip() for m in align.split(",") if m.strip() and m.strip() != "none"])
+        analysed = ds["run_dir"].values[ds["status"].values != "failed"].tolist()
         pair_ds = compare_runs(
-            run_dirs, align=methods, pairs=pairs, points=points, splits=tuple(_splits(split)), data_root=data_root,
+            analysed, align=methods, pairs=pairs, points=points, splits=tuple(_splits(split)), data_root=data_root,
             samples=samples, samples_seed=samples_seed, device=device, quiet=quiet,
         )  # fmt: skip
         print_pairs(pair_ds)

@@ -3,15 +3,57 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
+import typer.core
 from rich.console import Console
 
+from training.checks import Range, check_number
+
+NO_BREAK_HYPHEN = "\u2011"
+
+
+class HelpFormatter(typer.Context.formatter_class):
+    """Click's help formatter, except that a line is never broken at a hyphen, so flag names
+    (``--samples-seed``), choices (``weight-matching``) and defaults (``[default: warm-start]``) stay whole
+    at any terminal width: hyphens are non-breaking while lines are wrapped and plain in the output."""
+
+    def write_dl(self, rows: Any, *args: Any, **kwargs: Any) -> None:
+        rows = [tuple(cell.replace("-", NO_BREAK_HYPHEN) for cell in row) for row in rows]
+        super().write_dl(rows, *args, **kwargs)
+
+    def write_text(self, text: str) -> None:
+        super().write_text(text.replace("-", NO_BREAK_HYPHEN))
+
+    def getvalue(self) -> str:
+        return super().getvalue().replace(NO_BREAK_HYPHEN, "-")
+
+
+class Context(typer.Context):
+    formatter_class = HelpFormatter
+
+
+class Group(typer.core.TyperGroup):
+    """The ``landscape`` group: every command formats its help with :class:`HelpFormatter`."""
+
+    context_class = Context
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            command.context_class = Context
+        return command
+
+
 app = typer.Typer(
+    cls=Group,
     add_completion=False,
-    no_args_is_help=True,
+    no_args_is_help=False,  # `landscape` alone prints this help and exits 0 (landscape.cli.main)
     pretty_exceptions_enable=False,
     help="Sparse training and loss-landscape analysis. Run `landscape demo` for the main job on MNIST-1D.",
+    epilog="Add --debug anywhere on a command line to see the traceback of an error. Exit codes: 0 done, "
+    "1 internal error, 2 bad input (one line: error: ...), 3 diverged training, 130 interrupted.",
     rich_markup_mode=None,
 )
 # Piped output (files, CI logs, tests) gets a fixed 120 columns, so run names and paths are not wrapped.
@@ -26,9 +68,19 @@ SamplesOpt = typer.Option(
     None, help="Analyse a fixed, class-balanced subset of this many samples of each split (default: all)."
 )
 SamplesSeedOpt = typer.Option(0, help="Seed of the --samples subset.")
+AllowDataOpt = typer.Option(
+    False, "--allow-different-data", help="Compare checkpoints trained on different data (refused by default)."
+)
 AlignOpt = typer.Option(
     "none", help="Permute B's units to match A first: none, weight-matching or activation-matching."
 )
+
+
+def check_options(**options: tuple[Any, Range]) -> None:
+    """Check a command's numeric options ``name=(value, range)`` before it reads or computes anything;
+    the library functions check the same names again (see :func:`training.checks.check_number`)."""
+    for name, (value, valid) in options.items():
+        check_number(value, name, valid)
 
 
 def param_name(key: str) -> str:

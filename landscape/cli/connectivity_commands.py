@@ -11,6 +11,7 @@ from rich.table import Table
 
 from landscape.cli.app import (
     AlignOpt,
+    AllowDataOpt,
     DataOpt,
     DataRootOpt,
     DeviceOpt,
@@ -18,6 +19,7 @@ from landscape.cli.app import (
     SamplesOpt,
     SamplesSeedOpt,
     app,
+    check_options,
     out_console,
 )
 from training.errors import UserError
@@ -67,6 +69,28 @@ def print_path(ds: Any, coord: str = "alpha", title: str = "loss and error along
             f"alignment: squared distance {ds.attrs['align_cost_before']:.4g} → {ds.attrs['align_cost_after']:.4g}, "
             f"{100 * ds.attrs['align_units_moved']:.1f}% of units moved"
         )
+    print_recalibration_note(ds, coord)
+
+
+def print_recalibration_note(ds: Any, coord: str = "alpha") -> None:
+    """When BatchNorm recalibration changed the endpoints' metrics (``stored_*`` against the path's ends),
+    say so: the path's α = 0 and 1 are then not the checkpoints as stored."""
+    if "stored_error" not in ds:
+        return
+    for split in ds["split"].values:
+        ends = ds.sel(split=split).isel({coord: [0, -1]})
+        stored = ds.sel(split=split)
+        changed = [
+            f"{label} {float(stored['stored_error'][e]):.4f} → {float(ends['error'][e]):.4f}"
+            for e, label in enumerate(("A", "B"))
+            if abs(float(stored["stored_error"][e]) - float(ends["error"][e])) > 0
+            or abs(float(stored["stored_loss"][e]) - float(ends["loss"][e])) > 1e-6 * max(1.0, float(ends["loss"][e]))
+        ]
+        if changed:
+            out_console.print(
+                f"note: BatchNorm recalibration changed the endpoints on {split} (error as stored → recalibrated: "
+                f"{', '.join(changed)}); the table and barriers use the recalibrated values (--bn none: as stored)"
+            )
 
 
 def print_pairs(ds: Any) -> None:
@@ -109,6 +133,7 @@ def curve(
     seed: int = typer.Option(0, help="Seed of the data order and of the sampled t."),
     data: str = DataOpt,
     data_root: str = DataRootOpt,
+    allow_different_data: bool = AllowDataOpt,
     eval_batch_size: int = typer.Option(1000, help="Evaluation batch size."),
     device: str = DeviceOpt,
     out: Path = typer.Option(None, help="Write the Dataset to this netCDF file."),
@@ -118,14 +143,24 @@ def curve(
     """Train a mode-connecting curve between two checkpoints (Garipov et al. 2018) and print its barriers."""
     from landscape.curves import curve as run_curve
     from landscape.results import save_dataset
-    from training.checkpoint import check_compatible, checkpoint_bundle, load_checkpoint
+    from training.checkpoint import as_checkpoint, check_compatible, check_same_data, checkpoint_bundle
+    from training.checks import AT_LEAST_ONE, COUNT, FRACTION, NON_NEGATIVE, POSITIVE, Range
     from training.fileio import derive_seed
+    from training.outputs import check_outputs
 
     names = split_names(split)
-    if points < 2:
-        raise UserError(f"--points must be at least 2 (both endpoints), got {points}")
-    a, b = load_checkpoint(ckpt_a), load_checkpoint(ckpt_b)
+    check_options(
+        epochs=(epochs, COUNT), points=(points, Range(ge=2, integer=True)), lr=(lr, POSITIVE),
+        momentum=(momentum, FRACTION), weight_decay=(weight_decay, NON_NEGATIVE), batch_size=(batch_size, AT_LEAST_ONE),
+        bn_batches=(bn_batches, AT_LEAST_ONE), eval_batch_size=(eval_batch_size, AT_LEAST_ONE),
+        samples=(samples, AT_LEAST_ONE),
+    )  # fmt: skip
+    bend = bend if bend is not None else (out.with_suffix(".bend.pt") if out is not None else None)
+    check_outputs([("out", out, (".nc",)), ("bend", bend, (".pt",))], inputs=[ckpt_a, ckpt_b])
+    a, b = as_checkpoint(ckpt_a), as_checkpoint(ckpt_b)
     check_compatible(a, b)
+    if not allow_different_data:
+        check_same_data(a, b)
     bundle = checkpoint_bundle(a, dataset=data, root=data_root, samples=samples, samples_seed=samples_seed)
     ds, bend_ckpt = run_curve(
         a,
@@ -144,6 +179,7 @@ def curve(
         bn_batches=bn_batches,
         barrier_kind=barrier,
         seed=seed,
+        allow_different_data=allow_different_data,
         device=device,
         quiet=quiet,
     )
@@ -152,11 +188,10 @@ def curve(
     out_console.print(
         f"path length {float(ds['path_length']):.4g} (straight line {float(ds['linear_path_length']):.4g})"
     )
-    bend_path = bend if bend is not None else (out.with_suffix(".bend.pt") if out is not None else None)
-    if bend_path is not None:
-        bend_ckpt.save(bend_path)
-        ds.attrs["bend_path"] = str(bend_path)
-        print(f"wrote {bend_path}")
+    if bend is not None:
+        bend_ckpt.save(bend)
+        ds.attrs["bend_path"] = str(bend)
+        print(f"wrote {bend}")
     if out is not None:
         save_dataset(ds, out)
         print(f"wrote {out}")

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 import sys
+import warnings
 
 import typer
 
 from landscape.cli import analysis_commands, connectivity_commands, reproduce_command, run_commands
 from landscape.cli.app import app, param_name
-from training.errors import LandscapeError
+from training.errors import Interrupted, LandscapeError
 
 # importing them registers their commands on ``app``
 COMMAND_MODULES = (analysis_commands, connectivity_commands, reproduce_command, run_commands)
@@ -45,34 +46,54 @@ def cli_message(exc: LandscapeError, command_name: str | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: runs the app and maps errors to exit codes (2 bad input, 3 diverged)."""
+    """Console entry point: runs the app and maps errors to exit codes (2 bad input, 3 diverged).
+
+    ``landscape`` alone prints the help (exit 0). Warnings raised while a command runs (torch's
+    ``UserWarning``s, say) are held back: after a command that succeeds they are printed, one line
+    each; before a one-line error they would only bury it, so they are dropped (``--debug`` shows
+    everything as it happens)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    args = [a for a in args if a != "--debug"]
+    args = [a for a in args if a != "--debug"] or ["--help"]
     command_name = next((a for a in args if not a.startswith("-")), None)
+    if debug:
+        sys.exit(_run(args, command_name, debug=True))
+    with warnings.catch_warnings(record=True) as caught:
+        code = _run(args, command_name, debug=False)
+    if code == 0:
+        for line in dict.fromkeys(f"warning: {w.category.__name__}: {w.message}" for w in caught):
+            print(line.splitlines()[0], file=sys.stderr)
+    sys.exit(code)
+
+
+def _run(args: list[str], command_name: str | None, *, debug: bool) -> int:
+    """Run the app; the exit code, after printing the one line an error gets."""
     try:
         result = app(args=args, prog_name="landscape", standalone_mode=False)
+    except Interrupted as exc:
+        print(f"interrupted: {exc}", file=sys.stderr)
+        return exc.exit_code
     except LandscapeError as exc:
         if debug:
             raise
         print(f"error: {cli_message(exc, command_name)}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except typer.Abort:
         print("aborted", file=sys.stderr)
-        sys.exit(130)
+        return 130
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        return 130
     except Exception as exc:
         if debug:
             raise
         if hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int):
             # click's usage errors (typer vendors click, so match on its interface, not its class)
             print(f"error: {exc.format_message()} (see --help)", file=sys.stderr)
-            sys.exit(exc.exit_code)
+            return exc.exit_code
         print(
             f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
             file=sys.stderr,
         )
-        sys.exit(1)
-    sys.exit(result if isinstance(result, int) else 0)
+        return 1
+    return result if isinstance(result, int) else 0

@@ -10,9 +10,14 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from landscape.cli.app import DataOpt, DataRootOpt, DeviceOpt, QuietOpt, app, out_console
+from landscape.cli.app import DataOpt, DataRootOpt, DeviceOpt, QuietOpt, app, check_options, out_console
 from landscape.cli.config_flags import config_overrides, config_parameters, with_parameters
-from training.errors import UserError
+from training.checks import AT_LEAST_ONE, FRACTION, Range
+from training.errors import Interrupted, UserError
+from training.outputs import CHECKPOINT_SUFFIXES, check_output, check_output_folder
+from training.validate import CHOICES
+
+PRUNE_METHODS = [m for m in CHOICES["mask.method"][1] if m != "none"]
 
 # The mask options a pruning method can declare (see training.pruning.METHODS), as `landscape prune` flags.
 PRUNE_OPTION_KEYS = (
@@ -54,7 +59,13 @@ def train(
     if ddp > 1:
         print(launch_ddp(cfg, out, ddp, quiet=quiet))
         return
-    result = run_train(cfg, out, quiet=quiet)
+    try:
+        result = run_train(cfg, out, quiet=quiet)
+    except KeyboardInterrupt as exc:
+        raise Interrupted(
+            f"the run folder {Path(out) / cfg.run_name} keeps every finished epoch; run the same command again "
+            "to resume from the last one"
+        ) from exc
     m = result.metrics
     if "level" in m.dims:
         m = m.isel(level=-1).dropna("cycle", how="all")
@@ -71,7 +82,7 @@ app.command()(with_parameters(train, config_parameters()))
 
 def prune(
     ckpt: Path = typer.Argument(..., help="Checkpoint to prune (its mask is respected)."),
-    method: str = typer.Option(..., help="Pruning method: random, magnitude, snip, grasp or synflow."),
+    method: str = typer.Option(..., help=f"Pruning method: {', '.join(PRUNE_METHODS)}."),
     sparsity: float = typer.Option(..., help="Target fraction of prunable weights set to zero, in [0, 1)."),
     out: Path = typer.Option(..., help="Output checkpoint."),
     data: str = DataOpt,
@@ -88,6 +99,7 @@ def prune(
 
     if method not in METHODS:
         raise UserError(f"unknown pruning method {method!r}; choose from: {', '.join(METHODS)}")
+    check_output(out, inputs=[ckpt], suffixes=CHECKPOINT_SUFFIXES)
     source = load_checkpoint(ckpt)
     given = {k.split(".", 1)[1]: v for k, v in config_overrides(options).items()}
     bundle = checkpoint_bundle(source, dataset=data, root=data_root) if METHODS[method].needs_data else None
@@ -126,6 +138,7 @@ def sweep(
     from landscape.sweep import load_sweep, submit
 
     spec = load_sweep(sweep_file, out)
+    check_output_folder(spec.out, inputs=[sweep_file])
     report = submit(
         spec,
         executor=executor,
@@ -161,14 +174,20 @@ def demo(
     out: Path = typer.Option(Path("landscape-demo"), help="Output folder."),
     cycles: int = typer.Option(4, help="Cycles of the cyclic run."),
     epochs: int = typer.Option(8, help="Epochs per cycle (one-cycle trains cycles × epochs)."),
-    sparsity: float = typer.Option(0.9, help="Sparsity of the random mask."),
-    seed: int = typer.Option(0),
+    sparsity: float = typer.Option(0.9, help="Sparsity of the random mask, in [0, 1)."),
+    seed: int = typer.Option(0, help="Seed of both runs (initialisation, mask and data order)."),
     points: int = typer.Option(21, help="α points per interpolation."),
     device: str = DeviceOpt,
     quiet: bool = QuietOpt,
 ) -> None:
     """Cyclic vs one-cycle sparse training on MNIST-1D, LMC between cycles, and figures."""
     from landscape.demo import run_demo
+
+    check_options(
+        cycles=(cycles, AT_LEAST_ONE), epochs=(epochs, AT_LEAST_ONE), sparsity=(sparsity, FRACTION),
+        points=(points, Range(ge=2, integer=True)),
+    )  # fmt: skip
+    check_output_folder(out)
 
     start = time.perf_counter()
     result = run_demo(

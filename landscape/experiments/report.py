@@ -1,6 +1,7 @@
 """The generated part of ``REPRODUCTION.md`` Part 2: a markdown table of every claim from the
 committed ``<group>-claims.json`` files of the medium tier, with the quick tier's result beside it,
-the connectivity controls, the training-loss flattening of the cyclic runs and the time per group.
+the connectivity controls, the training-loss flattening of the cyclic runs, the time per group and
+the full tier's deviations from the papers.
 
 ``landscape reproduce --report --into REPRODUCTION.md`` replaces the text between :data:`BEGIN` and
 :data:`END` in that file; the prose around it is written by hand.
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from landscape.experiments.deviations import full_tier_deviations
 from landscape.experiments.protocol import CLAIMS, GROUPS
 from training.errors import UserError
 from training.fileio import atomic_write_text, read_json
@@ -151,8 +153,8 @@ def flattening_table(cyclic: Mapping[str, Any]) -> str:
 
 
 def part2(medium: Mapping[str, Mapping[str, Any]], quick: Mapping[str, Mapping[str, Any]]) -> str:
-    """The generated block: the claims table, the verdict counts, the controls, the loss flattening and
-    the time per group (sections for results that exist)."""
+    """The generated block: the claims table, the verdict counts, the controls, the loss flattening,
+    the time per group (sections for results that exist) and the full tier's deviations."""
     verdicts = [c["verdict"] for p in medium.values() for c in p.get("claims", []) if c.get("tested", True)]
     counts = ", ".join(f"{verdicts.count(v)} {v}" for v in ("reproduces", "contradicts", "inconclusive"))
     parts = [
@@ -183,6 +185,8 @@ def part2(medium: Mapping[str, Mapping[str, Any]], quick: Mapping[str, Mapping[s
             ]
     if medium:
         parts += ["", "### Time per group (2 CPU cores, 2 training processes)", "", timing_table(medium)]
+    parts += ["", "### The full tier's deviations from the papers", ""]
+    parts += [f"- {line}" for line in full_tier_deviations()]
     parts += ["", END]
     return "\n".join(parts)
 

@@ -29,7 +29,7 @@ def test_small_demo_end_to_end(tmp_path):
     assert signs["cycle"].values.tolist() == [1, 2, 3] and (signs["flip_fraction_total"] > 0).all()
     lmc = load_dataset(tmp_path / "lmc.nc")
     assert lmc["pair"].values.tolist() == ["cycle 1→2", "cycle 2→3", "cyclic→one-cycle"]
-    assert dict(lmc.sizes) == {"pair": 3, "split": 2, "alpha": 3}
+    assert dict(lmc.sizes) == {"pair": 3, "split": 2, "alpha": 3, "endpoint": 2}  # endpoints as stored (BN)
     assert (lmc["error_barrier"].values >= 0).all() and np.isfinite(lmc["loss"].values).all()
     # barrier recomputed from the stored curves
     loss = lmc["loss"].values

@@ -130,7 +130,15 @@ def test_bn_recalibration_is_the_cumulative_average(data):
 
 def test_dataset_schema_provenance_and_netcdf_round_trip(tmp_path, tiny_run, data):
     ds = landscape.interpolate(tiny_run.checkpoint(1), tiny_run.checkpoint(2), data, points=3)
-    assert dict(ds.sizes) == {"split": 2, "alpha": 3}
+    assert dict(ds.sizes) == {"split": 2, "alpha": 3, "endpoint": 2}
+    # with BN recalibration, the endpoints as stored (their own running statistics) are kept beside α = 0, 1
+    from training.checkpoint import load_checkpoint
+    from training.evaluate import evaluate
+
+    for e, ckpt in enumerate((tiny_run.checkpoint(1), tiny_run.checkpoint(2))):
+        loss, error = evaluate(load_checkpoint(ckpt).model, data["test"], "cpu")
+        assert float(ds["stored_loss"].sel(split="test").isel(endpoint=e)) == pytest.approx(loss, rel=1e-6)
+        assert float(ds["stored_error"].sel(split="test").isel(endpoint=e)) == pytest.approx(error, abs=1e-9)
     assert ds["alpha"].values.tolist() == [0.0, 0.5, 1.0]
     assert {"loss", "error", "loss_barrier", "error_barrier"} <= set(ds.data_vars)
     assert ds.attrs["a_path"].endswith("cycle_1.pt") and len(ds.attrs["b_sha256"]) == 16
@@ -160,7 +168,7 @@ def test_mismatched_checkpoints_are_refused(tmp_path, tiny_run, data):
 
 
 def test_bad_arguments(tiny_run, data):
-    with pytest.raises(UserError, match="--points must be at least 2"):
+    with pytest.raises(UserError, match=r"^points must be at least 2, got 1$"):
         landscape.interpolate(tiny_run.checkpoint(1), tiny_run.checkpoint(2), data, points=1)
     for bn in ("sometimes", "auto"):  # "auto" was a synonym of "recalibrate" and is gone
         with pytest.raises(UserError, match=f"unknown BN mode '{bn}'; choose from: recalibrate, none"):

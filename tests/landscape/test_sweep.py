@@ -220,9 +220,8 @@ def test_local_sweep_runs_two_jobs_per_device_at_once(tmp_path):
     spec.configs = spec.configs[:4]
     report = submit(spec, runs_per_device=2)
     assert sorted(report.finished.values()) == ["complete"] * 4
-    runs = [spec.out / cfg.run_name for cfg in spec.configs]
-    spans = sorted(((r / "config.yaml").stat().st_mtime, (r / "manifest.json").stat().st_mtime) for r in runs)
-    assert spans[1][0] < spans[0][1]  # the second run started before the first ended
+    # that two run at once is fill_slots' behaviour (tested above without timing); here, every job was given
+    # its share of the cores for two slots on the CPU
     jobs = [pickle.loads(p.read_bytes()).function for p in (spec.out / ".submitit").glob("*_submitted.pkl")]
     assert len(jobs) == 4 and {job.threads for job in jobs} == {max(1, cpu_count() // 2)}
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from training.checks import AT_LEAST_ONE, check_number
 from training.data.arrays import ImageArrayDataset
 from training.data.device import TensorLoader
 from training.errors import DataError
@@ -87,6 +88,7 @@ class DataBundle:
         return dataclasses.replace(self, **moved)
 
     def _loader(self, split: Any, batch_size: int, shuffle: bool, seed: int, pin: bool) -> Any:
+        check_number(batch_size, "batch_size", AT_LEAST_ONE, error=DataError)
         if isinstance(split, tuple):
             return TensorLoader(split[0], split[1], batch_size, shuffle, seed)
         if isinstance(split, ImageArrayDataset) and self.loader == "device":

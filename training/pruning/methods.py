@@ -26,7 +26,8 @@ from training.checkpoint import Checkpoint, as_checkpoint, checkpoint_data
 from training.config import MaskConfig
 from training.data import DataBundle
 from training.errors import ConfigError
-from training.masks import Mask, apply_mask, density, full_mask, prunable_names
+from training.fields import check_ranges
+from training.masks import Mask, apply_mask, check_mask_fits, density, full_mask, prunable_names
 from training.pruning.densities import random_mask, smart_ratio_l2_scaling
 from training.pruning.scorers import grasp_scores, magnitude_scores, snip_scores, synflow_prune
 from training.pruning.thresholds import SCOPES, check_sparsity, threshold_mask
@@ -135,8 +136,14 @@ def prune(
         raise ConfigError(f"pruning method {method} has no option {unknown[0]!r}; it takes: {takes}")
     if entry.needs_data and data is None:
         raise ConfigError(f"pruning method {method} needs labelled data")
+    params = dict(model.named_parameters())
+    if mask is not None:
+        check_mask_fits(mask, params)
     if names is None:
         names = list(mask) if mask is not None else prunable_names(model)
+    unknown = [n for n in names if n not in params]
+    if unknown:
+        raise ConfigError(f"names includes a parameter the model does not have: {unknown[0]}", param="names")
     current = {n: m.clone().cpu() for n, m in mask.items()} if mask is not None else full_mask(model, list(names))
     return entry.run(model, names, current, sparsity, scope=scope, data=data, **options)
 
@@ -210,6 +217,7 @@ def prune_checkpoint(
         takes = ", ".join(sorted(allowed)) or "no options"
         raise ConfigError(f"pruning method {method} has no option {unknown[0]!r}; it takes: {takes}")
     cfg = MaskConfig(method=method, sparsity=sparsity, **options)
+    check_ranges(cfg, "mask.")  # e.g. samples_per_class 0 would score on no data and prune everything
     ckpt = as_checkpoint(source)
     if entry.needs_data and data is None:
         data = checkpoint_data(ckpt)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import torch
 
+from training.checks import FRACTION, check_number
 from training.errors import ConfigError
 from training.masks import Mask
 
@@ -50,5 +51,4 @@ SCOPES = ("global", "layerwise")
 
 def check_sparsity(sparsity: float) -> None:
     """Raise :class:`ConfigError` unless ``0 <= sparsity < 1``."""
-    if not 0.0 <= float(sparsity) < 1.0:
-        raise ConfigError(f"sparsity must be in [0, 1), got {sparsity}")
+    check_number(sparsity, "sparsity", FRACTION, error=ConfigError)

@@ -166,6 +166,7 @@ def test_report_renders_claims_quick_beside_and_untested_rows(tmp_path):
     block = part2(medium, quick)
     assert block.startswith(BEGIN) and block.endswith(END) and "1 reproduces, 0 contradicts, 0 inconclusive" in block
     assert "| cyclic | `landscape reproduce cyclic --tier medium` | 15.0 min | 40 | 0 |" in block
+    assert "### The full tier's deviations from the papers" in block and "E = 30" in block
     doc = tmp_path / "REPRODUCTION.md"
     doc.write_text(f"# Report\n\nprose before\n{BEGIN}\nold\n{END}\nprose after\n")
     write_into(doc, block)

@@ -1,0 +1,149 @@
+"""Run folders as batch analysis sees them: finding them, and the ordered checkpoints (*points*) of each.
+
+Finding (:func:`find_run_folders`). A run folder is a folder with ``manifest.json``. A folder given
+that is not one is searched below, at any depth (not inside the run folders found), so
+``landscape analyze runs/`` analyses every run under ``runs/``. The same folder given twice (or
+reached twice, through a link) counts once, with a note.
+
+Points (:func:`run_points`). Each run's checkpoints are read from its ``manifest.json`` (or, for an
+interrupted or diverged run, its ``stage.json`` files) and ordered: ``level_0``'s ``init.pt``, then
+every ``cycle_<k>.pt`` by (level, cycle) (``checkpoints="cycles"``), or every ``epoch_<n>.pt`` by
+(level, epoch) (``"epochs"``). A checkpoint the manifest lists but whose file is gone stays a point
+with ``missing=True``, so an analysis can report the gap and leave its values NaN instead of quietly
+comparing the neighbours on either side of it. Paths in manifests must stay inside the run folder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from training.errors import UserError
+from training.fileio import read_json
+
+CHECKPOINT_KINDS = ("cycles", "epochs")
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class Point:
+    """One checkpoint of a run, in analysis order; ``missing``: listed, but the file is gone."""
+
+    path: Path
+    level: int
+    cycle: int
+    epoch: int
+    sparsity: float
+    missing: bool = False
+
+
+def find_run_folders(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[str]]:
+    """The run folders among ``paths`` and below those that are not run folders, each once, in the
+    order given (those found below a folder sorted by path), and notes on what was merged."""
+    found: list[Path] = []
+    seen: dict[Path, Path] = {}
+    notes: list[str] = []
+    for given in paths:
+        given = Path(given)
+        if not given.is_dir():
+            raise UserError(f"run folder not found: {given}")
+        if (given / MANIFEST).is_file():
+            candidates = [given]
+        else:
+            candidates = _below(given)
+            if not candidates:
+                raise UserError(f"{given} is not a run folder (no manifest.json) and holds no run folders")
+        for folder in candidates:
+            key = folder.resolve()
+            if key in seen:
+                notes.append(f"{folder} was given twice (as {seen[key]}); analysed once")
+                continue
+            seen[key] = folder
+            found.append(folder)
+    return found, notes
+
+
+def _below(root: Path) -> list[Path]:
+    """Run folders under ``root``, not descending into a run folder (its ``level_*`` stages are its own)."""
+    out = []
+    for folder, subdirs, files in os.walk(root, followlinks=False):
+        if MANIFEST in files and Path(folder) != root:
+            out.append(Path(folder))
+            subdirs.clear()
+        else:
+            subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+    return sorted(out)
+
+
+def run_labels(folders: list[Path]) -> list[str]:
+    """A unique label per run folder: its name, or, where two share a name, its path relative to the
+    folders' common parent."""
+    names = [f.name for f in folders]
+    if len(set(names)) == len(names):
+        return names
+    common = Path(os.path.commonpath([str(f.resolve()) for f in folders]))
+    return [f.name if names.count(f.name) == 1 else f.resolve().relative_to(common).as_posix() for f in folders]
+
+
+def _inside(run_dir: Path, rel: str) -> Path:
+    path = (run_dir / rel).resolve()
+    if Path(rel).is_absolute() or not path.is_relative_to(run_dir.resolve()):
+        raise UserError(f"{run_dir}: manifest path {rel!r} leaves the run folder")
+    return path
+
+
+def _entry(run_dir: Path, e: object) -> tuple[Path, int, int, int, float]:
+    """A manifest entry's path (checked to stay inside the run), level, cycle, epoch and sparsity."""
+
+    def whole(v: object) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    ok = (
+        isinstance(e, dict)
+        and isinstance(e.get("path"), str)
+        and all(whole(e.get(k)) for k in ("level", "cycle", "epoch"))
+        and (whole(e.get("sparsity")) or isinstance(e.get("sparsity"), float))
+    )
+    if not ok:
+        raise UserError(f"{run_dir}: malformed checkpoint entry in its manifest: {e!r}")
+    return _inside(run_dir, e["path"]), e["level"], e["cycle"], e["epoch"], float(e["sparsity"])
+
+
+def run_points(run_dir: Path, checkpoints: str = "cycles") -> tuple[list[Point], str]:
+    """The ordered analysis points of a run folder (missing files flagged, see the module docstring)
+    and its status (complete, diverged, running). ``checkpoints``: ``"cycles"`` or ``"epochs"``."""
+    if checkpoints not in CHECKPOINT_KINDS:
+        raise UserError(
+            f"unknown checkpoints {checkpoints!r}; choose from: {', '.join(CHECKPOINT_KINDS)}", param="checkpoints"
+        )
+    prefix = "cycle_" if checkpoints == "cycles" else "epoch_"
+    manifest = read_json(run_dir / MANIFEST)
+    if manifest is None:
+        raise UserError(f"{run_dir} is not a run folder (no manifest.json)")
+    if not isinstance(manifest, dict):
+        raise UserError(f"{run_dir}: manifest.json does not hold a mapping")
+    status = str(manifest.get("status", "unknown"))
+    entries = manifest.get("checkpoints")
+    if entries is None:  # interrupted or diverged: collect what each stage wrote
+        entries = []
+        for stage in sorted(run_dir.glob("**/stage.json")):
+            found = read_json(stage) or {}
+            entries += found.get("checkpoints", []) if isinstance(found, dict) else []
+    if not isinstance(entries, list):
+        raise UserError(f"{run_dir}: the manifest's checkpoints are not a list")
+    points = []
+    for e in entries:
+        path, level, cycle, epoch, sparsity = _entry(run_dir, e)  # every entry is checked, whatever its name
+        name = path.name
+        if name != "init.pt" and not name.startswith(prefix):
+            continue
+        if name == "init.pt" and level != 0:
+            continue
+        points.append(Point(path, level, cycle, epoch, sparsity, missing=not path.is_file()))
+    if checkpoints == "cycles":
+        points.sort(key=lambda p: (p.level, p.cycle))
+    else:
+        points.sort(key=lambda p: (p.level, p.path.name != "init.pt", p.epoch))
+    return points, status
