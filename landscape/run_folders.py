@@ -58,7 +58,7 @@ def find_run_folders(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], li
         for folder in candidates:
             key = folder.resolve()
             if key in seen:
-                notes.append(f"{folder} was given twice (as {seen[key]}); analysed once")
+                notes.append(f"{folder} was given twice (as {seen[key]}), analysed once")
                 continue
             seen[key] = folder
             found.append(folder)

@@ -181,8 +181,9 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     meta = raw["meta"]
     try:
         model = build(meta["model"], int(meta["num_classes"]), **dict(meta.get("model_kwargs") or {}))
-    except (UserError, TypeError, ValueError) as exc:  # model_kwargs the builder cannot take
-        raise CheckpointError(f"{path}: cannot build model {meta['model']} from its meta ({exc})") from exc
+    except (UserError, TypeError, ValueError, RuntimeError) as exc:  # model_kwargs the builder cannot take
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__  # e.g. a negative width
+        raise CheckpointError(f"{path}: cannot build model {meta['model']} from its meta ({reason})") from exc
     try:
         result = model.load_state_dict(raw["model"], strict=False)
     except RuntimeError as exc:  # shape mismatches raise even with strict=False
@@ -229,8 +230,7 @@ def check_same_data(*ckpts: Checkpoint) -> None:
             what = f"{first[0]} and {found[0]}" if found[0] != first[0] else "different data settings"
             names = f"{ckpts[0].path or 'checkpoint A'} and {other.path or 'checkpoint B'}"
             raise CheckpointError(
-                f"{names} were trained on different data ({what}); pass allow_different_data "
-                "(--allow-different-data) if that is intended",
+                f"{names} were trained on different data ({what}); pass allow_different_data if that is intended",
                 param="allow_different_data",
             )
 

@@ -18,6 +18,8 @@ from landscape.cli import analysis_commands, connectivity_commands, reproduce_co
 from landscape.cli.app import app, param_name
 from training.errors import Interrupted, LandscapeError
 
+INTERRUPTED = "Ctrl-C before the command finished; writes are atomic, so no file was left half-written"
+
 # importing them registers their commands on ``app``
 COMMAND_MODULES = (analysis_commands, connectivity_commands, reproduce_command, run_commands)
 
@@ -78,11 +80,8 @@ def _run(args: list[str], command_name: str | None, *, debug: bool) -> int:
             raise
         print(f"error: {cli_message(exc, command_name)}", file=sys.stderr)
         return exc.exit_code
-    except typer.Abort:
-        print("aborted", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except (typer.Abort, KeyboardInterrupt):  # train and analyze raise Interrupted, which says more
+        print(f"interrupted: {INTERRUPTED}", file=sys.stderr)
         return 130
     except Exception as exc:
         if debug:
@@ -96,4 +95,6 @@ def _run(args: list[str], command_name: str | None, *, debug: bool) -> int:
             file=sys.stderr,
         )
         return 1
+    if result == 130:  # typer turns Ctrl-C into this exit code, silently (no command returns it)
+        print(f"interrupted: {INTERRUPTED}", file=sys.stderr)
     return result if isinstance(result, int) else 0

@@ -49,6 +49,7 @@ from landscape.hessian.ritz import ORDER, check_which
 from landscape.hessian.subspace import ModelOperator
 from landscape.hessian.vectors import save_ritz_vectors
 from training.checkpoint import Checkpoint
+from training.checks import AT_LEAST_ONE, POSITIVE, check_number
 from training.errors import UserError
 
 METHODS = ("lanczos", "block-lanczos", "eigsh", "power", "pyhessian")
@@ -104,6 +105,12 @@ def hessian_eigenvalues(
     (and ``group``), ``vector_residual`` with vectors; attrs include ``hvp_count`` (every product) and
     ``converged`` (1/0; absent for pyhessian, which does not say).
     """
+    for name, value, valid in (
+        ("k", k, AT_LEAST_ONE), ("tol", tol, POSITIVE), ("max_iter", max_iter, AT_LEAST_ONE),
+        ("mc_samples", mc_samples, AT_LEAST_ONE), ("block_size", block_size, AT_LEAST_ONE),
+        ("chunk_size", chunk_size, AT_LEAST_ONE),
+    ):  # fmt: skip
+        check_number(value, name, valid)  # wrong types and NaN too, before any work
     if method not in METHODS:
         raise UserError(f"unknown method {method!r}; choose from: {', '.join(METHODS)}", param="method")
     which = check_which(which or ("magnitude" if method in MAGNITUDE_ONLY else "largest"))

@@ -45,6 +45,7 @@ from torch import nn
 
 from training.errors import UserError
 from training.evaluate import resolve_device
+from training.masks import check_mask_fits
 
 SUBSPACES = ("mask", "dense")
 
@@ -75,9 +76,8 @@ class ModelOperator:
         self.model = copy.deepcopy(model).to(self.device).eval()
         self.named_parameters = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
         mask = dict(mask or {})
-        unknown = [n for n in mask if n not in self.named_parameters]
-        if unknown:
-            raise UserError(f"mask names parameters the model does not have: {unknown[:3]}", param="mask")
+        # names and shapes: a mask of another shape would silently select the wrong weights
+        check_mask_fits(mask, self.named_parameters, error=UserError)
         self.subspace = subspace
         self._kept: dict[str, torch.Tensor] = {}
         if subspace == "mask":

@@ -124,7 +124,8 @@ def prune(
     counts them); ``scope`` is ``global`` or ``layerwise`` thresholding (``random`` ignores it: its
     layer densities come from ``distribution``). ``options`` are the method's declared options
     (e.g. ``distribution`` and ``generator`` for random, ``rounds``/``float64``/``input_shape`` for
-    synflow, ``temperature`` for grasp); any other keyword is an error. ``model`` is never modified.
+    synflow, ``temperature`` for grasp); any other keyword is an error. ``model`` is never modified;
+    a parameter holding NaN or infinite values is refused (:class:`ConfigError`).
     """
     entry = _method(method)
     check_sparsity(sparsity)
@@ -139,6 +140,9 @@ def prune(
     params = dict(model.named_parameters())
     if mask is not None:
         check_mask_fits(mask, params)
+    for name, p in params.items():  # a NaN would rank arbitrarily and survive pruning as a kept weight
+        if not bool(torch.isfinite(p).all()):
+            raise ConfigError(f"model parameter {name} has NaN or infinite values; refusing to prune it", param="model")
     if names is None:
         names = list(mask) if mask is not None else prunable_names(model)
     unknown = [n for n in names if n not in params]
