@@ -10,7 +10,7 @@ the note. Goal: aligning costs less than one interpolation.
 from __future__ import annotations
 
 import torch
-from run import Row, Suite, interleaved  # benchmarks/run.py, the suite this module adds rows to
+from suite import Row, Suite, interleaved  # benchmarks/suite.py (this folder is on sys.path when run as a script)
 
 
 def _checkpoint(seed: int, device: torch.device):

@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 import torch
-from run import ROOT, Row, Suite, interleaved  # benchmarks/run.py, the suite this module adds rows to
+from suite import ROOT, Row, Suite, interleaved  # benchmarks/suite.py (this folder is on sys.path when run as a script)
 from torch import nn
 
 TARGET = 1e-4
@@ -157,7 +157,8 @@ def _bound(run, k: int, setting):
 
 
 def bench_curvature(s: Suite) -> None:
-    """Top-1 and top-5 at equal accuracy against the peers, trace to 1%, warm starts, matmat memory."""
+    """Top-1 and top-5 at equal accuracy against the peers (the other curvature rows are separate
+    benchmarks, so that each is written to the report when it ends)."""
     model, batch = _problem(s.device)
     methods = _Methods(model, batch, s.device)
     from landscape.hessian import hessian_eigenvalues
@@ -205,8 +206,21 @@ def bench_curvature(s: Suite) -> None:
                 detail,
             )
         )
+
+
+def bench_curvature_trace(s: Suite) -> None:
+    """Trace to a 1% standard error: Hutch++ with block products against curvlinops' estimators."""
+    model, batch = _problem(s.device)
     _bench_trace(s, model, batch)
+
+
+def bench_curvature_warm(s: Suite) -> None:
+    """``landscape analyze`` over consecutive checkpoints, warm against cold starts."""
     _bench_warm_start(s)
+
+
+def bench_curvature_memory(s: Suite) -> None:
+    """Peak memory of one matmat by block and chunk size."""
     _bench_memory(s)
 
 
@@ -216,22 +230,26 @@ def _bench_trace(s: Suite, model: nn.Module, batch: list) -> None:
     from landscape.hessian import HessianOperator, hutchinson, hutchpp
 
     target = 0.01
+    cap = 300 if s.quick else 1200  # products per estimate: without a cap one search ran for over 20 minutes
     # ours: adaptive Hutch++ (blocks of 10 probes); the sketch size is our setting, searched like the peers'
     ours = {}
-    for sketch in (10, 20, 40, 80):
-        r = hutchpp(HessianOperator(model, batch), tol=target, max_matvecs=20_000, sketch=sketch)
-        ours[sketch] = r
-    best = min(ours, key=lambda sk: ours[sk].matvecs)
+    for sketch in (10, 40, 160):
+        if 2 * sketch + 10 <= cap:
+            ours[sketch] = hutchpp(HessianOperator(model, batch), tol=target, max_matvecs=cap, sketch=sketch)
+    reached = {sk: r for sk, r in ours.items() if r.stderr <= target * abs(r.trace)}
+    best = min(reached or ours, key=lambda sk: (ours[sk].matvecs, ours[sk].stderr / abs(ours[sk].trace)))
     # the peers' budgets: the smallest N whose estimator has a standard error ≤ 1% (variance measured with
-    # our implementation of the same estimator, since theirs return no error estimate)
+    # our implementation of the same estimator, since theirs return no error estimate), within the cap
     pilot = hutchinson(HessianOperator(model, batch), tol=0, max_probes=60, min_probes=60)
     n_hutch = math.ceil((pilot.stderr * math.sqrt(pilot.probes) / (target * abs(ours[best].trace))) ** 2)
-    n_pp = 10
-    while True:
-        r = hutchpp(HessianOperator(model, batch), tol=0, max_matvecs=3 * n_pp, sketch=n_pp)
-        if r.stderr <= target * abs(r.trace) or n_pp >= 2000:
+    n_pp, pp = 10, None
+    while 3 * n_pp <= cap:
+        pp = hutchpp(HessianOperator(model, batch), tol=0, max_matvecs=3 * n_pp, sketch=n_pp)
+        if pp.stderr <= target * abs(pp.trace):
             break
         n_pp *= 2
+    else:
+        n_pp //= 2
     params = [p for p in model.parameters() if p.requires_grad]
 
     def peer(fn, n):
@@ -243,33 +261,37 @@ def _bench_trace(s: Suite, model: nn.Module, batch: list) -> None:
         return call
 
     fns = {
-        "ours": lambda: hutchpp(HessianOperator(model, batch), tol=target, max_matvecs=20_000, sketch=best),
+        "ours": lambda: hutchpp(HessianOperator(model, batch), tol=target, max_matvecs=cap, sketch=best),
         "curvlinops hutchpp_trace": peer(hutchpp_trace, 3 * n_pp),
     }
-    feasible_hutch = n_hutch <= 3000
+    feasible_hutch = n_hutch <= cap
     if feasible_hutch:
         fns["curvlinops hutchinson_trace"] = peer(hutchinson_trace, n_hutch)
     t = interleaved(fns, 1, warmup=0)
     peers = {n: v for n, v in t.items() if n != "ours"}
     fastest = min(peers, key=peers.get)
     r = t["ours"] / peers[fastest]
+    rel = {sk: v.stderr / abs(v.trace) for sk, v in ours.items()}
+    pp_rel = pp.stderr / abs(pp.trace) if pp is not None else math.nan
     note = (
-        f"ours: Hutch++ sketch {best}, {ours[best].matvecs} products, trace {ours[best].trace:.1f} ± "
-        f"{ours[best].stderr:.1f} (sketches tried: "
-        + ", ".join(f"{k}: {v.matvecs}" for k, v in ours.items())
-        + f"); curvlinops hutchpp_trace: {3 * n_pp} products, {t['curvlinops hutchpp_trace']:.1f} s; "
-        f"Hutchinson needs {n_hutch} probes (per-probe sd {pilot.stderr * math.sqrt(pilot.probes):.0f})"
-        + (f", {t['curvlinops hutchinson_trace']:.1f} s" if feasible_hutch else ", not timed (over 3000)")
+        f"cap {cap} products per estimate; ours: Hutch++ sketch {best}, {ours[best].matvecs} products, trace "
+        f"{ours[best].trace:.1f} ± {ours[best].stderr:.1f} ({100 * rel[best]:.2f}%; sketches tried: "
+        + ", ".join(f"{k}: {v.matvecs} products, {100 * rel[k]:.2f}%" for k, v in ours.items())
+        + f"); curvlinops hutchpp_trace: {3 * n_pp} products (Hutch++ at that budget: {100 * pp_rel:.2f}%), "
+        f"{t['curvlinops hutchpp_trace']:.1f} s; Hutchinson needs {n_hutch} probes "
+        f"(per-probe sd {pilot.stderr * math.sqrt(pilot.probes):.0f})"
+        + (f", {t['curvlinops hutchinson_trace']:.1f} s" if feasible_hutch else ", not timed (over the cap)")
     )
+    met = r <= 0.5 and bool(reached)
     s.rows.append(
         Row(
             "Hessian trace to a standard error ≤ 1% (resnet20, batch 128): Hutch++ with block products",
-            f"curvlinops at the budget that reaches it ({fastest})",
+            f"curvlinops at the budget that reaches it, within the cap ({fastest})",
             "≤ 0.5× time",
-            f"{t['ours']:.1f} s",
+            f"{t['ours']:.1f} s" + ("" if reached else " (1% not reached)"),
             f"{peers[fastest]:.1f} s",
             r,
-            r <= 0.5,
+            met,
             note,
         )
     )

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from run import Row, Suite, interleaved  # benchmarks/run.py, the suite this module adds rows to
+from suite import Row, Suite, interleaved  # benchmarks/suite.py (this folder is on sys.path when run as a script)
 
 
 def cifar_arrays(n_train: int, n_test: int, seed: int = 0) -> tuple[tuple, tuple]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from run import ROOT, Row, Suite  # benchmarks/run.py, the suite this module adds rows to
+from suite import ROOT, Row, Suite  # benchmarks/suite.py (this folder is on sys.path when run as a script)
 from torch.nn import functional as F
 
 NO_GPU = "not measured: no GPU"
