@@ -162,6 +162,7 @@ def reproduce_group(
     results.mkdir(parents=True, exist_ok=True)
     figures.mkdir(parents=True, exist_ok=True)
     payload = claims_payload(group, chosen, claims, result, wall, trained, complete, results / f"{group}-claims.json")
+    payload["timing"].setdefault("jobs", jobs)
     paths = [
         atomic_netcdf(results_dataset(result, payload), results / f"{group}.nc"),
         write_json(payload, results / f"{group}-claims.json"),
