@@ -142,7 +142,7 @@ def test_report_renders_claims_quick_beside_and_untested_rows(tmp_path):
                     mean_b=0.8877,
                 )
             ],
-            timing={"wall_time_s": 900.0, "runs_trained": 40, "runs_read_back": 0},
+            timing={"wall_time_s": 900.0, "runs_trained": 40, "runs_read_back": 0, "jobs": 2},
         )
     }
     quick = {
@@ -165,7 +165,7 @@ def test_report_renders_claims_quick_beside_and_untested_rows(tmp_path):
     assert "not run (no `high-sparsity-claims.json`)" in next(line for line in table.splitlines() if "P1-4" in line)
     block = part2(medium, quick)
     assert block.startswith(BEGIN) and block.endswith(END) and "1 reproduces, 0 contradicts, 0 inconclusive" in block
-    assert "| cyclic | `landscape reproduce cyclic --tier medium` | 15.0 min | 40 | 0 |" in block
+    assert "| cyclic | `landscape reproduce cyclic --tier medium` | 15.0 min | 2 | 40 | 0 |" in block
     assert "### The full tier's deviations from the papers" in block and "E = 30" in block
     doc = tmp_path / "REPRODUCTION.md"
     doc.write_text(f"# Report\n\nprose before\n{BEGIN}\nold\n{END}\nprose after\n")
