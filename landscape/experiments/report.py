@@ -98,7 +98,8 @@ def _minutes(seconds: float | None) -> str:
 
 
 def timing_table(medium: Mapping[str, Mapping[str, Any]]) -> str:
-    """Per group: the command, its wall time when it trained the runs, the training processes side by side
+    """Per group: the command, its wall time when it trained the runs (less ``paused_s``, time the process
+    was stopped, where recorded), the training processes side by side
     (``--jobs``; one torch thread each, or all threads with 1), runs trained and read back."""
     lines = [
         "| group | command | wall time | training processes | runs trained | runs read back |",
@@ -108,8 +109,11 @@ def timing_table(medium: Mapping[str, Mapping[str, Any]]) -> str:
         t = medium.get(group, {}).get("timing")
         if t is None:
             continue
+        wall = t.get("wall_time_s")
+        if wall is not None and t.get("paused_s"):  # the process was stopped for a while: count only its run
+            wall -= t["paused_s"]
         lines.append(
-            f"| {group} | `landscape reproduce {group} --tier medium` | {_minutes(t.get('wall_time_s'))} "
+            f"| {group} | `landscape reproduce {group} --tier medium` | {_minutes(wall)} "
             f"| {t.get('jobs', '—')} | {t.get('runs_trained', '—')} | {t.get('runs_read_back', '—')} |"
         )
     return "\n".join(lines)

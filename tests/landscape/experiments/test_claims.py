@@ -166,6 +166,9 @@ def test_report_renders_claims_quick_beside_and_untested_rows(tmp_path):
     block = part2(medium, quick)
     assert block.startswith(BEGIN) and block.endswith(END) and "1 reproduces, 0 contradicts, 0 inconclusive" in block
     assert "| cyclic | `landscape reproduce cyclic --tier medium` | 15.0 min | 2 | 40 | 0 |" in block
+    medium["cyclic"]["timing"]["paused_s"] = 300.0  # time the process was stopped does not count
+    assert "| `landscape reproduce cyclic --tier medium` | 10.0 min | 2 |" in part2(medium, quick)
+    del medium["cyclic"]["timing"]["paused_s"]
     assert "### The full tier's deviations from the papers" in block and "E = 30" in block
     doc = tmp_path / "REPRODUCTION.md"
     doc.write_text(f"# Report\n\nprose before\n{BEGIN}\nold\n{END}\nprose after\n")
