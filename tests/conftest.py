@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated data cache, one thread per test worker, and a trained tiny run."""
+"""Shared fixtures: an isolated data cache, one thread per test worker, a trained tiny run, and two
+independently seeded runs."""
 
 from __future__ import annotations
 
@@ -31,3 +32,23 @@ def tiny_run(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("runs")
     return train(tiny_config(), out, quiet=True)
+
+
+@pytest.fixture(scope="session")
+def two_seeds(tmp_path_factory):
+    """Final checkpoints (paths) of two cnn1d runs on MNIST-1D from different seeds (different inits and
+    random 50% masks): a clear linear barrier between them. Shared by the alignment and curve tests."""
+    import dataclasses
+
+    from training.config import MaskConfig, ModelConfig, OptimConfig, ScheduleConfig
+    from training.run import train
+
+    out = tmp_path_factory.mktemp("seeds")
+    cfg = dataclasses.replace(
+        tiny_config(),
+        model=ModelConfig(name="cnn1d", width=16),
+        mask=MaskConfig(method="random", sparsity=0.5),
+        schedule=ScheduleConfig(name="one-cycle", epochs=10),
+        optim=OptimConfig(lr=0.1),
+    )
+    return [train(dataclasses.replace(cfg, seed=s), out, quiet=True).checkpoint() for s in (1, 2)]

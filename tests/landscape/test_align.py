@@ -2,7 +2,6 @@
 recover a known permutation on every registry model, the objective never gets worse, and alignment
 lowers the barrier between independently trained networks."""
 
-import dataclasses
 import itertools
 
 import numpy as np
@@ -12,9 +11,9 @@ import torch
 import landscape
 from landscape.align import activation_matching, find_alignment, permutation_cost, weight_matching
 from landscape.permutation import groups_of, inverse, permute, random_permutation, units_moved
-from tests.helpers import checkpoint_meta, tiny_config
+from tests.helpers import checkpoint_meta
 from training.checkpoint import Checkpoint
-from training.config import DataConfig, MaskConfig, ModelConfig, OptimConfig, ScheduleConfig
+from training.config import DataConfig
 from training.data import load_data
 from training.errors import ConfigError, UserError
 from training.models import PERMUTATIONS, build
@@ -134,27 +133,9 @@ def test_bad_alignment_requests_are_clear_errors(monkeypatch):
         landscape.align(a, a)
 
 
-@pytest.fixture(scope="module")
-def two_seeds(tmp_path_factory):
-    """Two cnn1d runs on MNIST-1D from different seeds (different inits and random 50% masks)."""
-    from training.run import train
-
-    out = tmp_path_factory.mktemp("seeds")
-    cfg = dataclasses.replace(
-        tiny_config(),
-        model=ModelConfig(name="cnn1d", width=16),
-        mask=MaskConfig(method="random", sparsity=0.5),
-        schedule=ScheduleConfig(name="one-cycle", epochs=10),
-        optim=OptimConfig(lr=0.1),
-    )
-    return [
-        landscape.load_checkpoint(train(dataclasses.replace(cfg, seed=s), out, quiet=True).checkpoint()) for s in (1, 2)
-    ]
-
-
 def test_alignment_lowers_the_barrier_between_two_seeds(two_seeds):
     """Measured: test error barrier 0.519 straight, 0.446 weight matching, 0.174 activation matching."""
-    a, b = two_seeds
+    a, b = (landscape.load_checkpoint(p) for p in two_seeds)
     bundle = load_data(DataConfig(name="mnist1d"))
     data = {"test": bundle.eval_loader("test", 1000)}
     bn_data = bundle.eval_loader("train", 1000)

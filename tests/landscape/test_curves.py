@@ -1,18 +1,15 @@
 """Mode-connecting curves: an untrained midpoint bend is the straight line, the endpoints are exact,
 the bend stays on its mask, a trained curve lowers a clear linear barrier, and the CLI round trip."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
 
 import landscape
 from landscape.curves import curve_point, evaluate_curve, fit_curve, midpoint_bend, path_length
-from tests.helpers import tiny_config
 from tests.landscape.test_align import make_checkpoint
 from tests.landscape.test_cli import run_cli
-from training.config import DataConfig, MaskConfig, ModelConfig, OptimConfig, ScheduleConfig
+from training.config import DataConfig
 from training.data import load_data
 from training.errors import UserError
 
@@ -20,22 +17,6 @@ from training.errors import UserError
 @pytest.fixture(scope="module")
 def bundle():
     return load_data(DataConfig(name="mnist1d"))
-
-
-@pytest.fixture(scope="module")
-def two_seeds(tmp_path_factory):
-    """Two cnn1d runs from different seeds (inits and random 50% masks): a clear linear barrier."""
-    from training.run import train
-
-    out = tmp_path_factory.mktemp("seeds")
-    cfg = dataclasses.replace(
-        tiny_config(),
-        model=ModelConfig(name="cnn1d", width=16),
-        mask=MaskConfig(method="random", sparsity=0.5),
-        schedule=ScheduleConfig(name="one-cycle", epochs=10),
-        optim=OptimConfig(lr=0.1),
-    )
-    return [train(dataclasses.replace(cfg, seed=s), out, quiet=True).checkpoint() for s in (1, 2)]
 
 
 def test_curve_points_are_exact_at_the_ends_and_linear_through_the_midpoint():
