@@ -30,6 +30,7 @@ from training.errors import Interrupted, UserError
 from training.outputs import DATASET_SUFFIXES, FIGURE_SUFFIXES, check_output, check_outputs
 
 AT_LEAST_TWO = Range(ge=2, integer=True)
+PARTIAL = 4  # the exit code of `analyze` when some runs failed and the others were analysed
 
 
 @app.command()
@@ -270,7 +271,8 @@ def analyze(
     quiet: bool = QuietOpt,
 ) -> None:
     """Analyse run folders: LMC, Hessian and signs along each run's checkpoints, cached by content hash;
-    with --align, also the barriers between the runs' final checkpoints, straight and aligned."""
+    with --align, also the barriers between the runs' final checkpoints, straight and aligned. Exits 4 when
+    some runs failed (the others are analysed and written)."""
     from landscape.analysis import analyze as run_analyze
     from landscape.hessian.sequence import HessianOptions
     from landscape.results import save_dataset
@@ -333,3 +335,7 @@ def analyze(
     if out is not None:
         save_dataset(ds, out)
         print(f"wrote {out}")
+    failed = int((ds["status"].values == "failed").sum())
+    if failed:  # every other run is analysed and written; a script must still see that some were not
+        print(f"error: {failed} of {ds.sizes['run']} runs failed (listed above); exit code {PARTIAL}", file=sys.stderr)
+        raise typer.Exit(code=PARTIAL)

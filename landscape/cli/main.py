@@ -48,7 +48,8 @@ def cli_message(exc: LandscapeError, command_name: str | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: runs the app and maps errors to exit codes (2 bad input, 3 diverged).
+    """Console entry point: runs the app and maps errors to exit codes (2 bad input, 3 diverged;
+    `analyze` exits 4 when some runs failed).
 
     ``landscape`` alone prints the help (exit 0). Warnings raised while a command runs (torch's
     ``UserWarning``s, say) are held back: after a command that succeeds they are printed, one line

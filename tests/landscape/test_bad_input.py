@@ -300,7 +300,8 @@ def test_analyze_reports_missing_checkpoints_and_failed_runs_and_goes_on(tiny_ru
     rewrite(broken / rel[1], broken / rel[1], tensor=weight)
     out = tmp_path / "analysis.nc"
     code, _out, err = run_cli(["analyze", runs, "--points", "2", "--no-signs", "--out", out, "--quiet"], capsys)
-    assert code == 0, err
+    assert code == 4, err  # written, but a script sees that a run failed
+    assert err.strip().splitlines()[-1] == "error: 1 of 3 runs failed (listed above); exit code 4"
     ds = xr.load_dataset(out)
     by_run = {str(r): ds.sel(run=r) for r in ds["run"].values}
     assert set(by_run) == {"good", "gap", "broken"}  # found at any depth below runs/
