@@ -15,7 +15,10 @@ GROUP_HELP = "Claim group: cyclic, high-sparsity, coupling, connectivity, sanity
 @app.command()
 def reproduce(
     group: str = typer.Argument(None, help=GROUP_HELP, show_default=False),
-    tier: str = typer.Option("medium", help="Tier: medium (the protocol), quick (CI-sized) or full (a GPU)."),
+    tier: str = typer.Option(
+        "medium",
+        help="Tier: medium (the protocol), medium-long (cyclic group, E = 16), quick (CI-sized) or full (a GPU).",
+    ),
     runs: Path = typer.Option(None, help="Parent folder of the run folders (default: runs/<tier>)."),
     results: Path = typer.Option(None, help="Folder of <group>.nc and <group>-claims.json (default: results/<tier>)."),
     figures: Path = typer.Option(None, help="Folder of <group>.png and .pdf (default: figures/<tier>)."),
@@ -25,6 +28,9 @@ def reproduce(
     ),
     into: Path = typer.Option(None, help="With --report: replace the generated block of this file instead."),
     quick_results: Path = typer.Option(Path("results/quick"), help="With --report: the quick tier's claims files."),
+    long_results: Path = typer.Option(
+        Path("results/medium-long"), help="With --report: the medium-long tier's claims files (if run)."
+    ),
     quiet: bool = QuietOpt,
 ) -> None:
     """Train a claim group's runs (cached by config hash; an interrupted group continues), evaluate its
@@ -38,7 +44,8 @@ def reproduce(
 
     results = results or Path("results") / tier
     if report:
-        block = reports.part2(reports.load_claims(results), reports.load_claims(quick_results))
+        longer = reports.load_claims(long_results)
+        block = reports.part2(reports.load_claims(results), reports.load_claims(quick_results), longer)
         if into is not None:
             print(reports.write_into(into, block))
         else:

@@ -1,7 +1,8 @@
 """The generated part of ``REPRODUCTION.md`` Part 2: a markdown table of every claim from the
 committed ``<group>-claims.json`` files of the medium tier, with the quick tier's result beside it,
-the connectivity controls, the training-loss flattening of the cyclic runs, the time per group and
-the full tier's deviations from the papers.
+the connectivity controls, the training-loss flattening of the cyclic runs, the cycle-length check
+(the ``medium-long`` tier's cyclic group beside the medium one), the time per group and the full
+tier's deviations from the papers.
 
 ``landscape reproduce --report --into REPRODUCTION.md`` replaces the text between :data:`BEGIN` and
 :data:`END` in that file; the prose around it is written by hand.
@@ -97,23 +98,25 @@ def _minutes(seconds: float | None) -> str:
     return "—" if seconds is None else f"{seconds / 60:.1f} min"
 
 
-def timing_table(medium: Mapping[str, Mapping[str, Any]]) -> str:
+def timing_table(medium: Mapping[str, Mapping[str, Any]], long_cyclic: Mapping[str, Any] | None = None) -> str:
     """Per group: the command, its wall time when it trained the runs (less ``paused_s``, time the process
     was stopped, where recorded), the training processes side by side
-    (``--jobs``; one torch thread each, or all threads with 1), runs trained and read back."""
+    (``--jobs``; one torch thread each, or all threads with 1), runs trained and read back; and the
+    ``medium-long`` tier's cyclic group (``long_cyclic``) when given."""
     lines = [
         "| group | command | wall time | training processes | runs trained | runs read back |",
         "|---|---|---|---|---|---|",
     ]
-    for group in GROUPS:
-        t = medium.get(group, {}).get("timing")
+    rows = [(group, "medium", medium.get(group, {}).get("timing")) for group in GROUPS]
+    rows.append(("cyclic", "medium-long", (long_cyclic or {}).get("timing")))
+    for group, tier, t in rows:
         if t is None:
             continue
         wall = t.get("wall_time_s")
         if wall is not None and t.get("paused_s"):  # the process was stopped for a while: count only its run
             wall -= t["paused_s"]
         lines.append(
-            f"| {group} | `landscape reproduce {group} --tier medium` | {_minutes(wall)} "
+            f"| {group} | `landscape reproduce {group} --tier {tier}` | {_minutes(wall)} "
             f"| {t.get('jobs', '—')} | {t.get('runs_trained', '—')} | {t.get('runs_read_back', '—')} |"
         )
     return "\n".join(lines)
@@ -160,9 +163,34 @@ def flattening_table(cyclic: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def part2(medium: Mapping[str, Mapping[str, Any]], quick: Mapping[str, Mapping[str, Any]]) -> str:
+def cycle_length_table(cyclic: Mapping[str, Any], longer: Mapping[str, Any]) -> str:
+    """Every comparison the cyclic group of the ``medium-long`` tier (``longer``: E = 16) tested, beside
+    the same comparison in the medium tier's cyclic group (``cyclic``: E = 8)."""
+    short = {(c["id"], c["label"]): c for c in cyclic.get("claims", [])}
+    lines = [
+        "| claim | comparison | E = 8: a − b [95% CI], n (means of a, b) | verdict | E = 16: a − b [95% CI], n "
+        "(means of a, b) | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in longer.get("claims", []):
+        if not c.get("tested", True):
+            continue
+        m = short.get((c["id"], c["label"]), {"tested": False})
+        m_verdict = f"**{m['verdict']}**" if m.get("tested", True) else "—"
+        lines.append(
+            f"| {c['id']} | {c['label']} | {format_effect(m)} | {m_verdict} | {format_effect(c)} | **{c['verdict']}** |"
+        )
+    return "\n".join(lines)
+
+
+def part2(
+    medium: Mapping[str, Mapping[str, Any]],
+    quick: Mapping[str, Mapping[str, Any]],
+    longer: Mapping[str, Mapping[str, Any]] | None = None,
+) -> str:
     """The generated block: the claims table, the verdict counts, the controls, the loss flattening,
-    the time per group (sections for results that exist) and the full tier's deviations."""
+    the cycle-length check (``longer``: the claims files of the ``medium-long`` tier, when run), the
+    time per group (sections for results that exist) and the full tier's deviations."""
     verdicts = [c["verdict"] for p in medium.values() for c in p.get("claims", []) if c.get("tested", True)]
     counts = ", ".join(f"{verdicts.count(v)} {v}" for v in ("reproduces", "contradicts", "inconclusive"))
     parts = [
@@ -191,8 +219,20 @@ def part2(medium: Mapping[str, Mapping[str, Any]], quick: Mapping[str, Mapping[s
                 "",
                 flattening_table(medium[group]),
             ]
+    long_cyclic = (longer or {}).get("cyclic")
+    if long_cyclic:
+        parts += [
+            "",
+            "### Cycle length: the cyclic group with E = 16 (tier `medium-long`: cyclic 4×16 vs one cycle of 64)",
+            "",
+            cycle_length_table(medium.get("cyclic", {}), long_cyclic),
+            "",
+            "Training loss per cycle with E = 16:",
+            "",
+            flattening_table(long_cyclic),
+        ]
     if medium:
-        parts += ["", "### Time per group (2 CPU cores)", "", timing_table(medium)]
+        parts += ["", "### Time per group (2 CPU cores)", "", timing_table(medium, long_cyclic)]
     parts += ["", "### The full tier's deviations from the papers", ""]
     parts += [f"- {line}" for line in full_tier_deviations()]
     parts += ["", END]

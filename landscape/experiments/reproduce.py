@@ -161,8 +161,8 @@ def reproduce_group(
     wall = time.perf_counter() - start
     results.mkdir(parents=True, exist_ok=True)
     figures.mkdir(parents=True, exist_ok=True)
-    payload = claims_payload(group, chosen, claims, result, wall, trained, complete, results / f"{group}-claims.json")
-    payload["timing"].setdefault("jobs", jobs)
+    previous = results / f"{group}-claims.json"
+    payload = claims_payload(group, chosen, claims, result, wall, trained, complete, previous, jobs=jobs)
     paths = [
         atomic_netcdf(results_dataset(result, payload), results / f"{group}.nc"),
         write_json(payload, results / f"{group}-claims.json"),
@@ -177,6 +177,9 @@ def reproduce_group(
     )
     paths += save_figure(fig, group, figures)
     for c in claims:
+        if not c.tested:
+            say(f"{c.id} {c.label}: not tested (the tier has no run of an arm)")
+            continue
         say(f"{c.id} {c.label}: {c.effect:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}] n={c.n} {c.verdict}")
     say(f"group {group}: {len(trained)} runs trained, {complete} read back, {wall:.0f} s")
     return GroupOutcome(group, chosen.name, claims, result, paths, payload)
@@ -191,9 +194,12 @@ def claims_payload(
     trained: dict[str, float],
     complete: int,
     previous: Path,
+    *,
+    jobs: int,
 ) -> dict[str, Any]:
-    """The JSON of a group. An invocation that trained nothing keeps the earlier file's training time."""
-    timing = {"wall_time_s": wall, "runs_trained": len(trained), "runs_read_back": complete}
+    """The JSON of a group. An invocation that trained nothing keeps the earlier file's training time
+    (and its ``jobs``, the training processes side by side, which this invocation did not use)."""
+    timing = {"wall_time_s": wall, "runs_trained": len(trained), "runs_read_back": complete, "jobs": jobs}
     before = read_json(previous)
     if not trained and before and before.get("timing", {}).get("runs_trained"):
         timing = {**before["timing"], "last_invocation_s": wall}

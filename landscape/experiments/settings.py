@@ -1,7 +1,7 @@
 """Named tiers of the figure notebooks' experiments: data, model, budgets, sparsities and seeds.
 
 A :class:`Tier` holds the base :class:`~training.config.TrainConfig` of every run and one frozen
-settings object per experiment family. Four tiers are defined in :data:`TIERS`:
+settings object per experiment family. Five tiers are defined in :data:`TIERS`:
 
 * ``quick`` (the default; CI): MNIST-1D, ``cnn1d`` of width 16 (notebook 05: width 32), peak LR 0.1,
   batch 128, a few epochs and 2 seeds, on the CPU in minutes. These are exactly the settings the
@@ -13,6 +13,8 @@ settings object per experiment family. Four tiers are defined in :data:`TIERS`:
 * ``medium-images``: the protocol's real-image check (claim P1-1i): Fashion-MNIST (a class-balanced
   10,000-image training subset, read from the Debian package's folder by default), the CIFAR
   ``resnet20`` at width 8, E = 4, 5 seeds.
+* ``medium-long``: the medium tier with cycles of E = 16 epochs in the cyclic group (cyclic 4×16 against
+  one cycle of 64 epochs, random and SNIP masks at 90%): whether P1-3's verdict depends on E.
 * ``full``: CIFAR-10 from a data root on a GPU: the CIFAR ResNet-18 of Paper 1 (TurboPrune's setting
   A: batch 512, peak LR 0.2, weight decay 5e-4) and, for notebook 05, Su et al.'s ResNet-32 of width
   32 with their optimiser (batch 64, LR 0.1, weight decay 1e-4, 160 epochs, ×0.1 at 80 and 120), 3
@@ -276,7 +278,15 @@ FULL = Tier(
     data_root="/data",
 )
 
-TIERS: dict[str, Tier] = {tier.name: tier for tier in (QUICK, MEDIUM, MEDIUM_IMAGES, FULL)}
+# The cycle-length check of P1-3: the medium tier's cyclic group with cycles twice as long (E = 16), only
+# the arms P1-3 compares (cyclic C×E against one cycle of C·E epochs). Every other group is the medium one.
+MEDIUM_LONG = replace(
+    MEDIUM,
+    name="medium-long",
+    cyclic=CyclicSettings(cycles=4, epochs=16, sparsities=(0.9,), methods=("random", "snip")),
+)
+
+TIERS: dict[str, Tier] = {tier.name: tier for tier in (QUICK, MEDIUM, MEDIUM_IMAGES, MEDIUM_LONG, FULL)}
 
 
 def get_tier(name: str, *, data_root: str | None = None) -> Tier:

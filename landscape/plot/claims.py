@@ -100,8 +100,10 @@ def plot_reproduction(
 ) -> Figure:
     """The figure of one claim group: a panel of effects per metric (:func:`draw_effects`), then one
     panel of training-loss curves per pruning method (``loss_curves`` with a ``method`` column,
-    :func:`draw_cycle_losses`) or a panel of barriers (:func:`draw_barriers`)."""
-    metrics = list(dict.fromkeys(c["metric"] for c in claims))
+    :func:`draw_cycle_losses`) or a panel of barriers (:func:`draw_barriers`). Comparisons that were not
+    tested (``tested`` false: the tier has no run of an arm) are left out."""
+    claims = [c for c in claims if c.get("tested", True)]
+    metrics = list(dict.fromkeys(c["metric"] for c in claims)) or ["accuracy"]  # an empty panel if none
     methods = [] if loss_curves is None else list(pd.unique(loss_curves["method"]))
     extra = len(methods) + (barriers is not None)
     heights = [max(1, sum(c["metric"] == m for c in claims)) for m in metrics]

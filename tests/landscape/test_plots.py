@@ -256,3 +256,24 @@ def test_sanity_checks_draws_methods_by_check_and_tickets():
     np.testing.assert_allclose(_bars(check_ax, "rearrange"), [0.69, 0.7])
     np.testing.assert_allclose(_bars(ticket_ax), [0.75, 0.9])
     assert [t.get_text() for t in ticket_ax.get_xticklabels()] == ["snip", "lrr"]
+
+
+def test_reproduction_figure_draws_each_tested_comparison_with_its_interval():
+    from landscape.plot.claims import VERDICT_COLORS, plot_reproduction
+
+    def claim(label, metric="accuracy", tested=True, **v):
+        base = {"id": "P1-2", "label": label, "metric": metric, "direction": 1, "n": 5 if tested else 0}
+        return base | {"tested": tested, "effect": None, "ci_low": None, "ci_high": None, "verdict": "inconclusive"} | v
+
+    claims = [
+        claim("a vs b", effect=0.012, ci_low=0.004, ci_high=0.020, verdict="reproduces"),
+        claim("a vs c", tested=False),  # the tier has no run of c: left out
+        claim("loss", metric="train_set_loss", effect=0.002, ci_low=0.001, ci_high=0.003, verdict="contradicts"),
+    ]
+    fig = plot_reproduction(claims, title="t")
+    accuracy, loss = fig.axes[:2]
+    assert [t.get_text() for t in accuracy.get_yticklabels()] == ["P1-2: a vs b"]
+    interval = next(line for line in accuracy.get_lines() if len(line.get_xdata()) == 2)
+    assert np.allclose(interval.get_xdata(), [0.4, 2.0]) and interval.get_color() == VERDICT_COLORS["reproduces"]
+    assert [t.get_text() for t in loss.get_yticklabels()] == ["P1-2: loss"] and "nats" in loss.get_xlabel()
+    matplotlib.pyplot.close(fig)

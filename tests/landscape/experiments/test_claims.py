@@ -178,3 +178,35 @@ def test_report_renders_claims_quick_beside_and_untested_rows(tmp_path):
     assert format_effect(
         _result("P1-3", "x", metric="train_set_loss", effect=-0.0012, ci_low=-0.002, ci_high=-0.0004, mean_a=None)
     ) == ("-0.0012 nats [-0.0020, -0.0004], n = 5")
+
+
+def test_report_puts_the_longer_cycles_beside_the_medium_tier():
+    label = "random@90%, cyclic vs one-cycle"
+    loss = {"metric": "train_set_loss", "direction": -1}
+    medium = {
+        "cyclic": _payload(
+            "cyclic",
+            [_result("P1-3", label, **loss, effect=0.0033, ci_low=0.0003, ci_high=0.0063, verdict="contradicts")],
+        )
+    }
+    flat = {"cycle 1": {"last_epoch_train_loss": 0.05, "last_epoch_relative_fall": 0.1, "train_set_loss": 0.04}}
+    longer = {
+        "cyclic": _payload(
+            "cyclic",
+            [
+                _result("P1-3", label, **loss, effect=-0.001, ci_low=-0.002, ci_high=0.0005, verdict="inconclusive"),
+                _result("P1-1", "random@90%, cyclic vs ordinary", tested=False),  # no such arm: left out
+            ],
+            summary={"loss_flattening": flat},
+            timing={"wall_time_s": 1200.0, "runs_trained": 20, "runs_read_back": 0, "jobs": 2},
+        )
+    }
+    block = part2(medium, {}, longer)
+    assert (
+        f"| P1-3 | {label} | +0.0033 nats [+0.0003, +0.0063], n = 5 | **contradicts** "
+        "| -0.0010 nats [-0.0020, +0.0005], n = 5 | **inconclusive** |"
+    ) in block
+    assert "cyclic vs ordinary" not in block.split("### Cycle length")[1].split("Training loss per cycle")[0]
+    assert "| cycle 1 | 0.0500 | 10.0% | 0.0400 |" in block
+    assert "| cyclic | `landscape reproduce cyclic --tier medium-long` | 20.0 min | 2 | 20 | 0 |" in block
+    assert "### Cycle length" not in part2(medium, {})  # not run: no section

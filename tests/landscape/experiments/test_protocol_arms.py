@@ -144,6 +144,21 @@ def test_images_tier_p1_1i():
     assert {(c.mask.method, c.mask.sparsity) for _, c in arms} == {("random", 0.9)} and len(arms) == 15
 
 
+def test_medium_long_tier_doubles_e_in_the_cyclic_group_only():
+    long = experiments.get_tier("medium-long")
+    arms = experiments.cyclic_arms(long)
+    schedules = {arm: (c.schedule.name, c.schedule.cycles, c.schedule.epochs) for arm, c in arms}
+    assert schedules == {"cyclic": ("cyclic", 4, 16), "one-cycle": ("one-cycle", 1, 64)} and len(arms) == 20
+    assert {(c.mask.method, c.mask.sparsity) for _, c in arms} == {("random", 0.9), ("snip", 0.9)}
+    assert {c.seed for _, c in arms} == set(SEEDS)
+    # the same runs as the medium tier apart from the schedule, so the two tiers' cyclic groups pair by seed
+    medium = {(arm, c.mask.method, c.seed): c for arm, c in experiments.cyclic_arms(MEDIUM)}
+    for arm, c in arms:
+        m = medium[(arm, c.mask.method, c.seed)]
+        assert (c.model, c.data, c.optim, c.mask) == (m.model, m.data, m.optim, m.mask) and c.schedule != m.schedule
+    assert long.sanity == MEDIUM.sanity and long.coupling == MEDIUM.coupling
+
+
 def test_full_tier_uses_the_papers_optimisers_and_lists_its_deviations():
     full = experiments.get_tier("full")
     assert (full.base.model.name, full.base.data.batch_size, full.base.optim.lr) == ("resnet18", 512, 0.2)

@@ -70,9 +70,13 @@ def test_reproduce_cyclic_writes_results_claims_and_figures(tiny_tier, tmp_path,
     assert not claims[("P1-1", "SNIP@90%, cyclic vs ordinary")]["tested"]  # the tiny tier has no SNIP mask
     assert json.loads(ds.attrs["claims"]) == payload["claims"]
     assert (tmp_path / "figures" / "cyclic.png").stat().st_size > 5_000
-    _reproduce("cyclic", tmp_path, "--jobs", "1")  # everything is read back
+    assert payload["timing"]["jobs"] == 1
+    # a file written before `jobs` was recorded: reading back with 2 processes must not claim they trained it
+    del payload["timing"]["jobs"]
+    (tmp_path / "results" / "cyclic-claims.json").write_text(json.dumps(payload))
+    _reproduce("cyclic", tmp_path, "--jobs", "2")  # everything is read back
     again = json.loads((tmp_path / "results" / "cyclic-claims.json").read_text())
-    assert again["claims"] == payload["claims"]
+    assert again["claims"] == payload["claims"] and "jobs" not in again["timing"]
     assert again["timing"]["runs_trained"] == 8 and again["timing"]["wall_time_s"] == payload["timing"]["wall_time_s"]
 
 
