@@ -95,13 +95,14 @@ def prune(
     Method options left out take their defaults; an option the method does not take is an error.
     """
     from training.checkpoint import checkpoint_bundle, load_checkpoint
-    from training.pruning import METHODS, prune_checkpoint
+    from training.pruning import METHODS, prune_checkpoint, prune_options
 
     if method not in METHODS:
         raise UserError(f"unknown pruning method {method!r}; choose from: {', '.join(METHODS)}")
+    given = {k.split(".", 1)[1]: v for k, v in config_overrides(options).items()}
+    prune_options(method, sparsity, **given)  # bad options fail before the checkpoint or any data is read
     check_output(out, inputs=[ckpt], suffixes=CHECKPOINT_SUFFIXES)
     source = load_checkpoint(ckpt)
-    given = {k.split(".", 1)[1]: v for k, v in config_overrides(options).items()}
     bundle = checkpoint_bundle(source, dataset=data, root=data_root) if METHODS[method].needs_data else None
     pruned = prune_checkpoint(source, method, sparsity, seed=seed, data=bundle, **given)
     pruned.save(out)

@@ -196,6 +196,24 @@ def test_degenerate_options_are_refused(tiny_run, run, tmp_path, capsys):
         assert checksums(run, tmp_path) == before and not fresh.exists(), args  # no run folder was created
 
 
+def test_prune_refuses_bad_options_before_reading_the_checkpoint_or_data(tiny_run, tmp_path, capsys, monkeypatch):
+    import training.checkpoint
+
+    def never(*args, **kwargs):
+        raise AssertionError("read before the options were checked")
+
+    monkeypatch.setattr(training.checkpoint, "load_checkpoint", never)
+    monkeypatch.setattr(training.checkpoint, "checkpoint_bundle", never)
+    prune_to = ["prune", tiny_run.checkpoint(1), "--sparsity", "0.5", "--out", tmp_path / "p.pt"]
+    for extra, pattern in (
+        (["--method", "snip", "--samples-per-class", "0"], "--samples-per-class must be positive"),
+        (["--method", "magnitude", "--samples-per-class", "4"], "pruning method magnitude has no option"),
+    ):
+        code, _out, err = run_cli([*prune_to, *extra], capsys)
+        assert_one_line_error(code, err, pattern, extra)
+    assert not (tmp_path / "p.pt").exists()
+
+
 @pytest.mark.parametrize(
     "section, pattern",
     [

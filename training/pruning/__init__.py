@@ -30,7 +30,14 @@ from training.pruning.densities import (
     smart_ratio_l2_scaling,
     uniform_densities,
 )
-from training.pruning.methods import METHODS, PruningMethod, prune, prune_checkpoint, prune_from_config
+from training.pruning.methods import (
+    METHODS,
+    PruningMethod,
+    prune,
+    prune_checkpoint,
+    prune_from_config,
+    prune_options,
+)
 from training.pruning.sanity import MASK_OPS, apply_mask_op, rearrange, shuffle_weights
 from training.pruning.scorers import (
     grasp_raw_scores,
@@ -63,6 +70,7 @@ __all__ = [
     "prune",
     "prune_checkpoint",
     "prune_from_config",
+    "prune_options",
     "random_mask",
     "rearrange",
     "shuffle_weights",

@@ -197,6 +197,20 @@ def prune_from_config(
     return prune(model, cfg.method, sparsity, data=scoring, mask=mask, scope=cfg.scope, names=names, **options)
 
 
+def prune_options(method: str, sparsity: float, **options: Any) -> MaskConfig:
+    """The :class:`MaskConfig` of pruning with ``method`` to ``sparsity`` with ``options``, checked
+    without touching a checkpoint or data: unknown methods and options the method does not declare are
+    errors, and so are values out of range (``samples_per_class`` 0 would score on no data)."""
+    allowed = set(_method(method).config_fields)
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        takes = ", ".join(sorted(allowed)) or "no options"
+        raise ConfigError(f"pruning method {method} has no option {unknown[0]!r}; it takes: {takes}")
+    cfg = MaskConfig(method=method, sparsity=sparsity, **options)
+    check_ranges(cfg, "mask.")
+    return cfg
+
+
 def prune_checkpoint(
     source: Checkpoint | str | os.PathLike,
     method: str,
@@ -215,13 +229,7 @@ def prune_checkpoint(
     new sparsity and where it was pruned from; the source is not changed.
     """
     entry = _method(method)
-    allowed = set(entry.config_fields)
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        takes = ", ".join(sorted(allowed)) or "no options"
-        raise ConfigError(f"pruning method {method} has no option {unknown[0]!r}; it takes: {takes}")
-    cfg = MaskConfig(method=method, sparsity=sparsity, **options)
-    check_ranges(cfg, "mask.")  # e.g. samples_per_class 0 would score on no data and prune everything
+    cfg = prune_options(method, sparsity, **options)
     ckpt = as_checkpoint(source)
     if entry.needs_data and data is None:
         data = checkpoint_data(ckpt)
