@@ -90,6 +90,7 @@ def train(cfg: TrainConfig, out: str | Path, *, quiet: bool = False, data: DataB
     device = resolve_device(cfg.device)
     dist = Distributed.from_env(device)
     device = dist.device(device)
+    data = data or load_data(cfg.data)  # before the run folder exists: missing data leaves nothing behind
     if not dist.main:  # the other ranks of a torchrun job follow rank 0, which holds the lock
         quiet, log = True, (lambda msg: None)
         return _train_locked(cfg, run_dir, quiet, log, data, device, dist)

@@ -286,6 +286,14 @@ def test_devices_and_data_that_do_not_fit_exit_2(tiny_run, capsys):
         assert_one_line_error(code, err, pattern, args)
 
 
+def test_train_with_missing_data_names_the_package_and_creates_no_run_folder(tmp_path, capsys):
+    out = tmp_path / "runs"
+    args = ["train", "--data", "fashion-mnist", "--data-root", tmp_path / "nope", "--out", out, "--quiet"]
+    code, _out, err = run_cli(args, capsys)
+    assert_one_line_error(code, err, r"data root .*nope does not exist .*apt-get install dataset-fashion-mnist", args)
+    assert not out.exists() or not any(out.iterdir())  # no run folder holding only a lock file
+
+
 def test_no_arguments_prints_the_help(capsys):
     code, out, err = run_cli([], capsys)
     assert code == 0 and "Usage: landscape" in out and "interpolate" in out
