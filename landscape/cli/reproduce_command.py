@@ -17,7 +17,7 @@ def reproduce(
     group: str = typer.Argument(None, help=GROUP_HELP, show_default=False),
     tier: str = typer.Option(
         "medium",
-        help="Tier: medium (the protocol), medium-long (cyclic group, E = 16), quick (CI-sized) or full (a GPU).",
+        help="Tier: medium (the protocol), medium-long (cycles of E = 16), quick (CI-sized) or full (a GPU).",
     ),
     runs: Path = typer.Option(None, help="Parent folder of the run folders (default: runs/<tier>)."),
     results: Path = typer.Option(None, help="Folder of <group>.nc and <group>-claims.json (default: results/<tier>)."),

@@ -1,7 +1,7 @@
 """The generated part of ``REPRODUCTION.md`` Part 2: a markdown table of every claim from the
 committed ``<group>-claims.json`` files of the medium tier, with the quick tier's result beside it,
 the connectivity controls, the training-loss flattening of the cyclic runs, the cycle-length check
-(the ``medium-long`` tier's cyclic group beside the medium one), the time per group and the full
+(each group of the ``medium-long`` tier beside the medium one), the time per group and the full
 tier's deviations from the papers.
 
 ``landscape reproduce --report --into REPRODUCTION.md`` replaces the text between :data:`BEGIN` and
@@ -98,17 +98,17 @@ def _minutes(seconds: float | None) -> str:
     return "—" if seconds is None else f"{seconds / 60:.1f} min"
 
 
-def timing_table(medium: Mapping[str, Mapping[str, Any]], long_cyclic: Mapping[str, Any] | None = None) -> str:
+def timing_table(medium: Mapping[str, Mapping[str, Any]], longer: Mapping[str, Mapping[str, Any]] | None = None) -> str:
     """Per group: the command, its wall time when it trained the runs (less ``paused_s``, time the process
     was stopped, where recorded), the training processes side by side
-    (``--jobs``; one torch thread each, or all threads with 1), runs trained and read back; and the
-    ``medium-long`` tier's cyclic group (``long_cyclic``) when given."""
+    (``--jobs``; one torch thread each, or all threads with 1), runs trained and read back; then the
+    groups of the ``medium-long`` tier (``longer``) when given."""
     lines = [
         "| group | command | wall time | training processes | runs trained | runs read back |",
         "|---|---|---|---|---|---|",
     ]
     rows = [(group, "medium", medium.get(group, {}).get("timing")) for group in GROUPS]
-    rows.append(("cyclic", "medium-long", (long_cyclic or {}).get("timing")))
+    rows += [(group, "medium-long", (longer or {}).get(group, {}).get("timing")) for group in GROUPS]
     for group, tier, t in rows:
         if t is None:
             continue
@@ -163,10 +163,10 @@ def flattening_table(cyclic: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def cycle_length_table(cyclic: Mapping[str, Any], longer: Mapping[str, Any]) -> str:
-    """Every comparison the cyclic group of the ``medium-long`` tier (``longer``: E = 16) tested, beside
-    the same comparison in the medium tier's cyclic group (``cyclic``: E = 8)."""
-    short = {(c["id"], c["label"]): c for c in cyclic.get("claims", [])}
+def cycle_length_table(medium: Mapping[str, Any], longer: Mapping[str, Any]) -> str:
+    """Every comparison a group of the ``medium-long`` tier (``longer``, its claims payload: E = 16)
+    tested, beside the same comparison in the medium tier's group (``medium``: E = 8)."""
+    short = {(c["id"], c["label"]): c for c in medium.get("claims", [])}
     lines = [
         "| claim | comparison | E = 8: a − b [95% CI], n (means of a, b) | verdict | E = 16: a − b [95% CI], n "
         "(means of a, b) | verdict |",
@@ -189,8 +189,8 @@ def part2(
     longer: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> str:
     """The generated block: the claims table, the verdict counts, the controls, the loss flattening,
-    the cycle-length check (``longer``: the claims files of the ``medium-long`` tier, when run), the
-    time per group (sections for results that exist) and the full tier's deviations."""
+    the cycle-length check (``longer``: the claims payloads of the ``medium-long`` tier's groups, where
+    run), the time per group (sections for results that exist) and the full tier's deviations."""
     verdicts = [c["verdict"] for p in medium.values() for c in p.get("claims", []) if c.get("tested", True)]
     counts = ", ".join(f"{verdicts.count(v)} {v}" for v in ("reproduces", "contradicts", "inconclusive"))
     parts = [
@@ -219,20 +219,20 @@ def part2(
                 "",
                 flattening_table(medium[group]),
             ]
-    long_cyclic = (longer or {}).get("cyclic")
-    if long_cyclic:
+    longer = longer or {}
+    for group in GROUPS:
+        if group not in longer:
+            continue
         parts += [
             "",
-            "### Cycle length: the cyclic group with E = 16 (tier `medium-long`: cyclic 4×16 vs one cycle of 64)",
+            f"### Cycle length: {group} with E = 16 (tier `medium-long`) beside E = 8",
             "",
-            cycle_length_table(medium.get("cyclic", {}), long_cyclic),
-            "",
-            "Training loss per cycle with E = 16:",
-            "",
-            flattening_table(long_cyclic),
+            cycle_length_table(medium.get(group, {}), longer[group]),
         ]
+        if longer[group].get("summary", {}).get("loss_flattening"):
+            parts += ["", "Training loss per cycle with E = 16:", "", flattening_table(longer[group])]
     if medium:
-        parts += ["", "### Time per group (2 CPU cores)", "", timing_table(medium, long_cyclic)]
+        parts += ["", "### Time per group (2 CPU cores)", "", timing_table(medium, longer)]
     parts += ["", "### The full tier's deviations from the papers", ""]
     parts += [f"- {line}" for line in full_tier_deviations()]
     parts += ["", END]

@@ -14,7 +14,8 @@ settings object per experiment family. Five tiers are defined in :data:`TIERS`:
   10,000-image training subset, read from the Debian package's folder by default), the CIFAR
   ``resnet20`` at width 8, E = 4, 5 seeds.
 * ``medium-long``: the medium tier with cycles of E = 16 epochs in the cyclic group (cyclic 4×16 against
-  one cycle of 64 epochs, random and SNIP masks at 90%): whether P1-3's verdict depends on E.
+  one cycle of 64 epochs, random and SNIP masks at 90%) and the high-sparsity group (SCULPT-ing, LRR
+  and cyclic PaI at 95%): whether the verdicts of P1-2, P1-3 and P1-5 depend on E.
 * ``full``: CIFAR-10 from a data root on a GPU: the CIFAR ResNet-18 of Paper 1 (TurboPrune's setting
   A: batch 512, peak LR 0.2, weight decay 5e-4) and, for notebook 05, Su et al.'s ResNet-32 of width
   32 with their optimiser (batch 64, LR 0.1, weight decay 1e-4, 160 epochs, ×0.1 at 80 and 120), 3
@@ -278,12 +279,15 @@ FULL = Tier(
     data_root="/data",
 )
 
-# The cycle-length check of P1-3: the medium tier's cyclic group with cycles twice as long (E = 16), only
-# the arms P1-3 compares (cyclic C×E against one cycle of C·E epochs). Every other group is the medium one.
+# The cycle-length check, added after the medium results: the cyclic group with cycles twice as long
+# (E = 16), only the arms P1-2 and P1-3 compare (cyclic C×E against one cycle of C·E epochs), and the
+# high-sparsity group (P1-4, P1-5) with E = 16 for SCULPT-ing, LRR's levels and cyclic PaI. Every other
+# group is the medium one.
 MEDIUM_LONG = replace(
     MEDIUM,
     name="medium-long",
     cyclic=CyclicSettings(cycles=4, epochs=16, sparsities=(0.9,), methods=("random", "snip")),
+    sculpting=replace(MEDIUM.sculpting, epochs=16),
 )
 
 TIERS: dict[str, Tier] = {tier.name: tier for tier in (QUICK, MEDIUM, MEDIUM_IMAGES, MEDIUM_LONG, FULL)}

@@ -206,6 +206,7 @@ def test_report_puts_the_longer_cycles_beside_the_medium_tier():
         f"| P1-3 | {label} | +0.0033 nats [+0.0003, +0.0063], n = 5 | **contradicts** "
         "| -0.0010 nats [-0.0020, +0.0005], n = 5 | **inconclusive** |"
     ) in block
+    assert "### Cycle length: cyclic with E = 16 (tier `medium-long`) beside E = 8" in block
     assert "cyclic vs ordinary" not in block.split("### Cycle length")[1].split("Training loss per cycle")[0]
     assert "| cycle 1 | 0.0500 | 10.0% | 0.0400 |" in block
     assert "| cyclic | `landscape reproduce cyclic --tier medium-long` | 20.0 min | 2 | 20 | 0 |" in block

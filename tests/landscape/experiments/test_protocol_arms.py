@@ -144,7 +144,7 @@ def test_images_tier_p1_1i():
     assert {(c.mask.method, c.mask.sparsity) for _, c in arms} == {("random", 0.9)} and len(arms) == 15
 
 
-def test_medium_long_tier_doubles_e_in_the_cyclic_group_only():
+def test_medium_long_tier_doubles_e_in_the_cyclic_and_high_sparsity_groups():
     long = experiments.get_tier("medium-long")
     arms = experiments.cyclic_arms(long)
     schedules = {arm: (c.schedule.name, c.schedule.cycles, c.schedule.epochs) for arm, c in arms}
@@ -157,6 +157,13 @@ def test_medium_long_tier_doubles_e_in_the_cyclic_group_only():
         m = medium[(arm, c.mask.method, c.seed)]
         assert (c.model, c.data, c.optim, c.mask) == (m.model, m.data, m.optim, m.mask) and c.schedule != m.schedule
     assert long.sanity == MEDIUM.sanity and long.coupling == MEDIUM.coupling
+    sculpt = {(lab["method"], c.seed): c for lab, c in experiments.sculpting_configs(long)}
+    medium_sculpt = {(lab["method"], c.seed): c for lab, c in experiments.sculpting_configs(MEDIUM)}
+    assert sculpt.keys() == medium_sculpt.keys() and len(sculpt) == 15
+    for key, c in sculpt.items():
+        m = medium_sculpt[key]
+        assert c.schedule.epochs == 16 and m.schedule.epochs == 8 and c.schedule.cycles == m.schedule.cycles
+        assert (c.mask, c.recipe, c.model, c.data) == (m.mask, m.recipe, m.model, m.data)
 
 
 def test_full_tier_uses_the_papers_optimisers_and_lists_its_deviations():
