@@ -1,6 +1,7 @@
 """Exception types, each carrying the CLI exit code it maps to.
 
-Exit codes: 0 ok, 1 internal error, 2 bad input, 3 diverged run, 130 interrupted (Ctrl-C).
+Exit codes: 0 ok, 1 internal error, 2 bad input, 3 diverged run, 4 some runs of a batch failed (the
+others were done), 130 interrupted (Ctrl-C).
 """
 
 
@@ -41,6 +42,12 @@ class DivergedError(LandscapeError):
     """Training produced a non-finite loss (exit code 3)."""
 
     exit_code = 3
+
+
+class PartialFailure(LandscapeError):
+    """Some runs of a batch failed; every other run was done and written (exit code 4)."""
+
+    exit_code = 4
 
 
 class Interrupted(LandscapeError):

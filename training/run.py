@@ -140,11 +140,10 @@ def _train_locked(
     run_dir: Path,
     quiet: bool,
     log: Callable[[str], None],
-    data: DataBundle | None,
+    data: DataBundle,
     device: torch.device,
     dist: Distributed,
 ) -> RunResult:
-    data = data or load_data(cfg.data)
     write = dist.main
     if write:
         # We hold the run lock: leftovers of killed writes (never read: they have other names) can go.

@@ -26,11 +26,10 @@ from landscape.cli.app import (
 from landscape.cli.connectivity_commands import print_pairs, print_path, samples_attrs
 from landscape.cli.connectivity_commands import split_names as _splits
 from training.checks import AT_LEAST_ONE, COUNT, POSITIVE, Range
-from training.errors import Interrupted, UserError
+from training.errors import Interrupted, PartialFailure, UserError
 from training.outputs import DATASET_SUFFIXES, FIGURE_SUFFIXES, check_output, check_outputs
 
 AT_LEAST_TWO = Range(ge=2, integer=True)
-PARTIAL = 4  # the exit code of `analyze` when some runs failed and the others were analysed
 
 
 @app.command()
@@ -337,5 +336,5 @@ def analyze(
         print(f"wrote {out}")
     failed = int((ds["status"].values == "failed").sum())
     if failed:  # every other run is analysed and written; a script must still see that some were not
-        print(f"error: {failed} of {ds.sizes['run']} runs failed (listed above); exit code {PARTIAL}", file=sys.stderr)
-        raise typer.Exit(code=PARTIAL)
+        code = PartialFailure.exit_code
+        raise PartialFailure(f"{failed} of {ds.sizes['run']} runs failed (listed above); exit code {code}")
