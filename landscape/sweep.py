@@ -33,14 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from landscape.packing import TrainGroupJob, cpu_count, device_slots, fill_slots, gpu_count, groups
 from training.checks import AT_LEAST_ONE, COUNT, Range, check_number
 from training.config import TrainConfig, from_dict, replace_dotted, to_yaml
 from training.errors import ConfigError, UserError
 from training.fileio import read_json
 from training.validate import validate
+from training.yamlio import load_yaml_text
 
 SWEEP_KEYS = ("out", "base", "grid", "executor", "analyze")
 ANALYZE_KEYS = ("lmc", "hessian_k", "signs", "points", "splits", "hessian_batch_size", "data_root", "device")
@@ -60,11 +59,9 @@ def load_sweep(path: str | Path, out: str | Path | None = None) -> Sweep:
     """Read and expand a sweep file; unknown keys, wrong types and invalid configs are errors."""
     path = Path(path)
     try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        spec = load_yaml_text(path.read_text(encoding="utf-8"), str(path)) or {}
     except FileNotFoundError as exc:
         raise ConfigError(f"sweep file not found: {path}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
     if not isinstance(spec, dict):
         raise ConfigError(f"{path} must hold a mapping with keys {', '.join(SWEEP_KEYS)}")
     unknown = sorted(set(spec) - set(SWEEP_KEYS))

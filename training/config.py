@@ -40,6 +40,7 @@ from training.fields import (
     section,
     to_dict,
 )
+from training.yamlio import load_yaml_text
 
 
 @dataclass(frozen=True)
@@ -254,10 +255,7 @@ def to_yaml(cfg: Any) -> str:
 
 def from_yaml_text(text: str, cls: type = TrainConfig, source: str = "config") -> Any:
     """Parse YAML text into ``cls``; unknown keys or wrong types raise :class:`ConfigError`."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    data = load_yaml_text(text, source)
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -17,10 +17,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import field
 from typing import Any
 
-import yaml
-
 from training.checks import Range, check_config_number
 from training.errors import ConfigError
+from training.yamlio import load_yaml_text
 
 HASH_LENGTH = 12
 
@@ -113,6 +112,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):  # a float literal YAML 1.1 left as text, e.g. "5e-4" or "1_000.5"
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)
@@ -209,10 +213,7 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set expects KEY=VALUE, e.g. schedule.cycles=4; got {item!r}")
-        try:
-            out[key.strip()] = yaml.safe_load(value) if value.strip() else value
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {key}: the value {value!r} is not valid YAML") from exc
+        out[key.strip()] = load_yaml_text(value, f"--set {key}") if value.strip() else value
     return out
 
 
