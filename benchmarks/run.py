@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 # the row modules of this folder (on sys.path when run as a script)
+from foreign import bench_foreign_lmc
 from hessian_rows import bench_hessian, bench_hessian_batches
 from suite import ROOT, Row, Suite, interleaved, render, sync, timed, write_report
 from torch.nn import functional as F
@@ -211,6 +212,7 @@ BENCHES: dict[str, Callable[[Suite], None]] = {
     "hessian": bench_hessian,
     "hessian-batches": bench_hessian_batches,
     "lmc": bench_lmc,
+    "foreign-lmc": bench_foreign_lmc,
     "demo": bench_demo,
     "analyze": bench_analyze,
     "curvature": bench_curvature,

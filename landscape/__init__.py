@@ -5,21 +5,28 @@ The library API is what the CLI and the notebooks call::
 
     import landscape
     a = landscape.load_checkpoint("runs/x/cycle_1.pt")
-    ds = landscape.interpolate(a, "runs/x/cycle_2.pt", data=landscape.checkpoint_data(a, "test"))
+    test, train = landscape.checkpoint_data(a, "test"), landscape.checkpoint_data(a, "train")
+    ds = landscape.interpolate(a, "runs/x/cycle_2.pt", {"test": test}, bn_data=train)
+
+Files from elsewhere (state dicts, wrapper dicts, Lightning, safetensors, pruning buffers) load with
+:func:`load` (``landscape.load("resnet18.pt", model="torchvision:resnet18", model_args={"num_classes": 10})``)
+and models in memory with :func:`from_module`; every analysis also takes an ``nn.Module`` or such a path
+with ``model=`` (:mod:`landscape.sources`).
 
 Checkpoints (the format, :class:`Checkpoint`, :func:`load_checkpoint`, :func:`check_compatible`,
 :func:`checkpoint_data`) live in :mod:`training.checkpoint` and are re-exported here.
 """
 
-from landscape.align import align, find_alignment
 from landscape.analysis import analyze
-from landscape.curves import curve, evaluate_curve, fit_curve
+from landscape.connectivity.align import align, find_alignment
+from landscape.connectivity.curves import curve, evaluate_curve, fit_curve
+from landscape.connectivity.interpolate import barrier, interpolate, recalibrate_bn
+from landscape.connectivity.pairs import compare_runs
+from landscape.connectivity.permutation import permute
 from landscape.hessian import hessian_density, hessian_diagonal, hessian_eigenvalues, hessian_trace
-from landscape.interpolate import barrier, interpolate, recalibrate_bn
 from landscape.overlap import overlap
-from landscape.pairs import compare_runs
-from landscape.permutation import permute
 from landscape.results import load_dataset, save_dataset
+from landscape.sources import from_module, load
 from landscape.surface import plane, surface
 from training import __version__
 from training.checkpoint import Checkpoint, check_compatible, checkpoint_bundle, checkpoint_data, load_checkpoint
@@ -38,11 +45,13 @@ __all__ = [
     "evaluate_curve",
     "find_alignment",
     "fit_curve",
+    "from_module",
     "hessian_density",
     "hessian_diagonal",
     "hessian_eigenvalues",
     "hessian_trace",
     "interpolate",
+    "load",
     "load_checkpoint",
     "load_dataset",
     "overlap",

@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,16 +43,25 @@ import numpy as np
 import torch
 import xarray as xr
 
+from landscape.analysis_sources import RunSource, foreign_source, native_source
+from landscape.connectivity.interpolate import AT_LEAST_TWO, has_batchnorm, interpolate
 from landscape.hessian.sequence import HessianOptions, hessian_along
-from landscape.interpolate import AT_LEAST_TWO, interpolate
 from landscape.overlap import overlap
 from landscape.results import load_dataset, save_dataset
-from landscape.run_folders import CHECKPOINT_KINDS, Point, find_run_folders, run_labels, run_points
+from landscape.run_folders import (
+    CHECKPOINT_KINDS,
+    Point,
+    find_run_folders,
+    foreign_runs,
+    point_metrics,
+    run_labels,
+    run_points,
+)
 from training import __version__
 from training.checks import AT_LEAST_ONE, COUNT, check_number
 from training.config import TrainConfig, load_yaml
-from training.data import DataBundle, load_data
-from training.errors import UserError
+from training.data import DataBundle
+from training.errors import DataError, UserError
 from training.fileio import sha256_file
 from training.progress import Progress
 
@@ -125,23 +135,45 @@ def analyze(
     quiet: bool = True,
     checkpoints: str = "cycles",
     hessian: HessianOptions | None = None,
+    *,
+    model: str | None = None,
+    model_args: dict[str, Any] | None = None,
+    mask: str = "auto",
+    data: dict[str, Any] | None = None,
+    loss_fn: Any = None,
+    data_name: str = "",
 ) -> xr.Dataset:
-    """Analyse run folders; see the module docstring. Returns the merged Dataset."""
+    """Analyse run folders; see the module docstring. Returns the merged Dataset.
+
+    With ``model`` (a spec, :func:`landscape.sources.build_model`), ``run_dirs`` are checkpoints from
+    elsewhere instead (:func:`landscape.run_folders.foreign_runs`: open_lth run folders, folders of
+    files sorted by name, files and globs), loaded with ``model_args`` and ``mask``, analysed on
+    ``data`` (``{split: batches}``, ``train`` for BatchNorm recalibration and curvature, whose
+    batches are taken as given) with ``loss_fn``; ``data_name`` names the data in the cache keys."""
     if lmc not in LMC_MODES:
         raise UserError(f"unknown --lmc mode {lmc!r}; choose from: {', '.join(LMC_MODES)}", param="lmc")
     for name, value, valid in (("points", points, AT_LEAST_TWO), ("hessian_k", hessian_k, COUNT)):
         check_number(value, name, valid)
     for name, value in (("hessian_batches", hessian_batches), ("hessian_batch_size", hessian_batch_size)):
         check_number(value, name, AT_LEAST_ONE)
+    if isinstance(run_dirs, str | os.PathLike):  # one folder, not its characters
+        run_dirs = [run_dirs]
     if not run_dirs:
         raise UserError("no run folders given")
-    folders, notes = find_run_folders(run_dirs)
-    runs = []  # (folder, label, points, status, config) or (folder, label, error)
-    for rd, label in zip(folders, run_labels(folders), strict=True):
-        try:
-            runs.append((rd, label, *run_points(rd, checkpoints), load_yaml(rd / "config.yaml")))
-        except UserError as exc:  # the run is reported failed; the others go on
-            runs.append((rd, label, exc))
+    runs: list = []  # (folder, label, points, status, config) or (folder, label, error)
+    notes: list[str] = []
+    if model is not None:
+        found = foreign_runs(run_dirs)
+        source = foreign_source(model, model_args, mask, data, loss_fn, data_name)
+        labels = run_labels([rd for rd, _ in found])
+        runs = [(rd, label, pts, "complete", None) for (rd, pts), label in zip(found, labels, strict=True)]
+    else:
+        folders, notes = find_run_folders(run_dirs)
+        for rd, label in zip(folders, run_labels(folders), strict=True):
+            try:
+                runs.append((rd, label, *run_points(rd, checkpoints), load_yaml(rd / "config.yaml")))
+            except UserError as exc:  # the run is reported failed; the others go on
+                runs.append((rd, label, exc))
     planned = [r[2] for r in runs if len(r) == 5]
     total = sum(max(len(p) - 1, 0) * ((lmc != "none") + signs) + len(p) * (hessian_k > 0) for p in planned)
     opts = AnalysisOptions(
@@ -157,7 +189,8 @@ def analyze(
             try:
                 if len(plan) == 1:
                     raise plan[0]
-                ds, c = _analyze_run(rd, label, *plan, opts, bundles, bar)
+                run_source = source if model is not None else native_source(plan[2], data_root, bundles)
+                ds, c = _analyze_run(rd, label, *plan, opts, run_source, bar)
             except UserError as exc:
                 errors.append(exc)
                 ds, c = _failed_run(rd, label, exc, plan[2] if len(plan) == 3 else None), _Cache(rd, False)
@@ -188,6 +221,10 @@ def analyze(
             "notes": "; ".join(notes),
         }
     )
+    if model is not None:  # what loaded and evaluated the checkpoints from elsewhere
+        merged.attrs.update(
+            {f"source_{k}": v if isinstance(v, str) else json.dumps(v, default=str) for k, v in source.key.items()}
+        )
     return merged
 
 
@@ -213,17 +250,9 @@ def _run_coords(cfg: TrainConfig | None, status: str, problem: str, rd: Path) ->
     }
 
 
-def _bundle(cfg: TrainConfig, data_root: str | None, bundles: dict[str, DataBundle]) -> DataBundle:
-    data_cfg = dataclasses.replace(cfg.data, root=data_root) if data_root else cfg.data
-    key = json.dumps(dataclasses.asdict(data_cfg), sort_keys=True, default=str)
-    if key not in bundles:
-        bundles[key] = load_data(data_cfg)
-    return bundles[key]
-
-
-def _analyze_run(rd, label, pts, status, cfg, opts: AnalysisOptions, bundles, bar):
+def _analyze_run(rd, label, pts, status, cfg, opts: AnalysisOptions, source: RunSource, bar):
     lmc, hessian_k, signs, points, splits, bn = opts.lmc, opts.hessian_k, opts.signs, opts.points, opts.splits, opts.bn
-    hessian_batches, hessian_batch_size, data_root = opts.hessian_batches, opts.hessian_batch_size, opts.data_root
+    hessian_batches, hessian_batch_size = opts.hessian_batches, opts.hessian_batch_size
     device, cache, checkpoints, curvature = opts.device, opts.cache, opts.checkpoints, opts.hessian
     c = _Cache(rd, cache)
     hashes = {p.path: sha256_file(p.path) for p in pts if not p.missing}
@@ -247,6 +276,8 @@ def _analyze_run(rd, label, pts, status, cfg, opts: AnalysisOptions, bundles, ba
         options["hessian"] = dataclasses.asdict(curvature)
     if missing:
         options["missing"] = missing
+    if source.key:  # checkpoints from elsewhere: what loads and evaluates them (absent for run folders)
+        options["source"] = source.key
     summary_key = _key("run", list(hashes), options, hashes)
     summary = rd / "analysis" / f"run-{summary_key}.nc"
     if cache and summary.exists():  # nothing changed since the last analysis of this run: one read
@@ -260,27 +291,23 @@ def _analyze_run(rd, label, pts, status, cfg, opts: AnalysisOptions, bundles, ba
             pass
     n = len(pts)
     out: dict[str, Any] = {}
-    needs_data = (lmc != "none" and n > 1) or (hessian_k > 0 and n > 0)
-    bundle = _bundle(cfg, data_root, bundles) if needs_data else None
     if lmc != "none" and n > 1:
-        data = {s: bundle.eval_loader(s, cfg.data.eval_batch_size) for s in splits}
-        bn_data = bundle.eval_loader("train", cfg.data.eval_batch_size)
-        opts = {"points": points, "splits": list(splits), "bn": bn}
+        data = source.splits(tuple(splits))
+        bn_data = source.bn_data()
+        if bn_data is None and bn == "recalibrate" and has_batchnorm(source.load(pts[0].path).model):
+            raise DataError("recalibrating BatchNorm needs a train split in data (or bn='none')", param="data")
+        opts = {"points": points, "splits": list(splits), "bn": bn, **({"source": source.key} if source.key else {})}
         curves: list[xr.Dataset | None] = []
         for i in range(1, n):
             ref = pts[i - 1] if lmc == "consecutive" else pts[0]
             if ref.missing or pts[i].missing:  # a gap: NaN, never the barrier across it
                 curves.append(None)
             else:
-                curves.append(
-                    c.get(
-                        "lmc",
-                        _key("lmc", [ref.path, pts[i].path], opts, hashes),
-                        lambda ref=ref, i=i: interpolate(
-                            ref.path, pts[i].path, data, points=points, bn=bn, bn_data=bn_data, device=device
-                        ),
-                    )[LMC_VARS]
-                )
+                pair = (ref.path, pts[i].path)
+                kwargs = {"points": points, "bn": bn, "bn_data": bn_data, "loss_fn": source.loss_fn, "device": device}
+                compute = lambda pair=pair, kw=kwargs: interpolate(*map(source.load, pair), data, **kw)  # noqa: E731
+                cv = c.get("lmc", _key("lmc", list(pair), opts, hashes), compute)
+                curves.append(cv[[v for v in LMC_VARS if v in cv]])
             bar.update(1)
         template = next((cv for cv in curves if cv is not None), None)
         if template is not None:
@@ -292,12 +319,9 @@ def _analyze_run(rd, label, pts, status, cfg, opts: AnalysisOptions, bundles, ba
                 compat="override",
                 combine_attrs="drop",
             )
-            out.update(
-                lmc_loss=stacked["loss"],
-                lmc_error=stacked["error"],
-                loss_barrier=stacked["loss_barrier"],
-                error_barrier=stacked["error_barrier"],
-            )
+            names = {"loss": "lmc_loss", "error": "lmc_error", "loss_barrier": "loss_barrier",
+                     "error_barrier": "error_barrier"}  # fmt: skip
+            out.update({new: stacked[old] for old, new in names.items() if old in stacked})
     if signs and n > 1:
         rows = {
             k: np.full(n, np.nan)
@@ -310,12 +334,12 @@ def _analyze_run(rd, label, pts, status, cfg, opts: AnalysisOptions, bundles, ba
             prev = c.get(
                 "signs",
                 _key("signs", [pts[i - 1].path, pts[i].path], {}, hashes),
-                lambda i=i: overlap(pts[i - 1].path, pts[i].path),
+                lambda i=i: overlap(source.load(pts[i - 1].path), source.load(pts[i].path)),
             )
             init = c.get(
                 "signs",
                 _key("signs", [pts[0].path, pts[i].path], {}, hashes),
-                lambda i=i: overlap(pts[0].path, pts[i].path),
+                lambda i=i: overlap(source.load(pts[0].path), source.load(pts[i].path)),
             )
             rows["flip_vs_prev"][i] = float(prev["flip_fraction_total"])
             rows["iou_vs_prev"][i] = float(prev["iou_total"])
@@ -325,7 +349,7 @@ def _analyze_run(rd, label, pts, status, cfg, opts: AnalysisOptions, bundles, ba
             bar.update(1)
         out.update({k: ("point", v) for k, v in rows.items()})
     if hessian_k > 0 and n > 0:
-        loader = bundle.eval_loader("train", hessian_batch_size)
+        loader = source.train(hessian_batch_size)
         batches = []
         for b in loader:
             batches.append(b)
@@ -336,7 +360,7 @@ def _analyze_run(rd, label, pts, status, cfg, opts: AnalysisOptions, bundles, ba
         curvature_vars = hessian_along(
             [pts[i].path for i in present], batches, hessian_k, curvature, base=base, get=c.get,
             key=lambda kind, files, o: _key(kind, files, o, hashes), cache_dir=c.dir if cache else None,
-            run_dir=rd, device=device, progress=lambda: bar.update(1),
+            run_dir=rd, device=device, progress=lambda: bar.update(1), load=source.load, loss_fn=source.loss_fn,
         ) if present else {}  # fmt: skip
         for name, var in curvature_vars.items():  # NaN at the missing points
             out[name] = var.assign_coords(point=present).reindex(point=np.arange(n)).drop_vars("point")
@@ -347,12 +371,12 @@ def _analyze_run(rd, label, pts, status, cfg, opts: AnalysisOptions, bundles, ba
         "level": ("point", np.array([p.level for p in pts], dtype=np.int64)),
         "cycle": ("point", np.array([p.cycle for p in pts], dtype=np.int64)),
         "epoch": ("point", np.array([p.epoch for p in pts], dtype=np.int64)),
-        "sparsity": ("point", np.array([p.sparsity for p in pts], dtype=float)),
+        "sparsity": ("point", np.array([_sparsity(p, source) for p in pts], dtype=float)),
     }
     if "eigenvalue" in ds:
         coords["k"] = np.arange(1, hessian_k + 1)
     ds = ds.assign_coords(coords)
-    metrics = _point_metrics(rd, pts, by_epoch=checkpoints == "epochs")
+    metrics = point_metrics(rd, pts, by_epoch=checkpoints == "epochs") if cfg is not None else {}
     for name, values in metrics.items():
         ds[name] = ("point", values)
     per_point = ["level", "cycle", "epoch", "sparsity"]
@@ -364,22 +388,10 @@ def _analyze_run(rd, label, pts, status, cfg, opts: AnalysisOptions, bundles, ba
     return ds, c
 
 
-def _point_metrics(rd: Path, pts: list[Point], by_epoch: bool = False) -> dict[str, np.ndarray]:
-    """Test/train metrics at each point's last epoch, from the run's metrics (NaN for init). A cycle
-    point takes its cycle's last finite epoch; with ``by_epoch`` a point takes the epoch it was saved at."""
-    out = {k: np.full(len(pts), np.nan) for k in ("test_error", "test_loss", "train_loss")}
-    stage_metrics: dict[Path, xr.Dataset] = {}
-    for i, p in enumerate(pts):
-        if p.path.name == "init.pt":
-            continue
-        mpath = p.path.parent / "metrics.nc"
-        if mpath not in stage_metrics:
-            if not mpath.exists():
-                continue
-            stage_metrics[mpath] = load_dataset(mpath)
-        m = stage_metrics[mpath]
-        for k in out:
-            vals = m[k].values[m["global_epoch"].values == p.epoch] if by_epoch else m[k].sel(cycle=p.cycle).values
-            finite = vals[np.isfinite(vals)]
-            out[k][i] = finite[-1] if len(finite) else np.nan
-    return out
+def _sparsity(p: Point, source: RunSource) -> float:
+    """The sparsity a run folder's manifest records, or (checkpoints from elsewhere) that of the mask loaded."""
+    if not np.isnan(p.sparsity) or p.missing:
+        return p.sparsity
+    mask = source.load(p.path).mask
+    total = sum(m.numel() for m in mask.values())
+    return 1.0 - sum(int(m.sum()) for m in mask.values()) / total if total else 0.0

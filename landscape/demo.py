@@ -21,8 +21,8 @@ from pathlib import Path
 
 import xarray as xr
 
+from landscape.connectivity.interpolate import interpolate
 from landscape.hessian import hessian_eigenvalues
-from landscape.interpolate import interpolate
 from landscape.overlap import overlap
 from landscape.plot import (
     plot_checkpoint_eigenvalues,

@@ -25,29 +25,41 @@ import torch
 import xarray as xr
 
 from landscape.results import provenance
-from training.checkpoint import Checkpoint, as_checkpoint, check_compatible
+from landscape.sources import as_source
+from training.checkpoint import Checkpoint, check_compatible
 from training.errors import CheckpointError
 
 Pair = Checkpoint | str | os.PathLike | Mapping[str, Any]
 
 
-def _state_and_mask(obj: Pair) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], Checkpoint | None]:
+def _state_and_mask(
+    obj: Pair, param: str, **source: Any
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], Checkpoint | None]:
     if isinstance(obj, Mapping):
         if "model" not in obj or "mask" not in obj:
             raise CheckpointError("a state given to sign_flips needs 'model' and 'mask' entries")
         return dict(obj["model"]), dict(obj["mask"]), None
-    ckpt = as_checkpoint(obj)
+    ckpt = as_source(obj, param=param, **source)
     return ckpt.state, ckpt.mask, ckpt
 
 
-def overlap(a: Pair, b: Pair) -> xr.Dataset:
+def overlap(
+    a: Pair,
+    b: Pair,
+    *,
+    model: str | None = None,
+    model_args: Mapping[str, Any] | None = None,
+    mask: str = "auto",
+) -> xr.Dataset:
     """Sign-flip fraction, mask IoU, Hamming distance, retention and keep ratios, per layer and in total.
 
-    ``a`` and ``b`` are checkpoints (paths or :class:`Checkpoint`) or dicts with ``model`` (a state
-    dict) and ``mask``. Their masks must cover the same parameters with the same shapes.
+    ``a`` and ``b`` are checkpoints (paths, :class:`Checkpoint` or ``nn.Module``; other files with
+    ``model``, ``model_args`` and ``mask`` as :func:`landscape.sources.load` takes them) or dicts with
+    ``model`` (a state dict) and ``mask``. Their masks must cover the same parameters with the same shapes.
     """
-    state_a, mask_a, ckpt_a = _state_and_mask(a)
-    state_b, mask_b, ckpt_b = _state_and_mask(b)
+    source = {"model": model, "model_args": model_args, "mask": mask}
+    state_a, mask_a, ckpt_a = _state_and_mask(a, "a", **source)
+    state_b, mask_b, ckpt_b = _state_and_mask(b, "b", **source)
     if ckpt_a is not None and ckpt_b is not None:
         check_compatible(ckpt_a, ckpt_b)
     if set(mask_a) != set(mask_b):

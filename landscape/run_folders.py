@@ -15,11 +15,18 @@ comparing the neighbours on either side of it. Paths in manifests must stay insi
 
 from __future__ import annotations
 
+import glob
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import xarray as xr
+
+from landscape.results import load_dataset
+from landscape.sources.loading import OPEN_LTH_MODEL
 from training.errors import UserError
 from training.fileio import read_json
 
@@ -147,3 +154,89 @@ def run_points(run_dir: Path, checkpoints: str = "cycles") -> tuple[list[Point],
     else:
         points.sort(key=lambda p: (p.level, p.path.name != "init.pt", p.epoch))
     return points, status
+
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors", ".tar", ".bin")
+OPEN_LTH_LEVEL = re.compile(r"^level_(\d+)$")
+
+
+def foreign_runs(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, list[Point]]]:
+    """Runs of checkpoints from elsewhere (files the loading layer reads with a model spec), as
+    ``[(folder, points)]``, each run's points in order:
+
+    * an open_lth run folder (``level_<L>/main/`` with ``mask.pth``): one point per level, in level
+      order, the level's last ``model_ep<E>_it<I>.pth`` (its ``mask.pth`` applies on load);
+    * any other folder: its checkpoint files (``.pt``, ``.pth``, ``.ckpt``, ``.safetensors``,
+      ``.tar``, ``.bin``) sorted by name;
+    * files, and glob patterns (sorted matches), given directly: together one run, in the order given.
+
+    A point's ``cycle`` is its position, ``level`` the open_lth level (else 0), ``epoch`` open_lth's
+    epoch (else -1); ``sparsity`` is NaN until the checkpoint is loaded."""
+    runs: list[tuple[Path, list[Path], list[int], list[int]]] = []
+    loose: list[Path] = []
+    for given in paths:
+        text = str(given)
+        path = Path(given)
+        if not path.exists() and any(c in text for c in "*?["):
+            matches = sorted(Path(p) for p in glob.glob(text))
+            if not matches:
+                raise UserError(f"no checkpoint matches {text}")
+            loose += matches
+        elif path.is_file():
+            loose.append(path)
+        elif path.is_dir():
+            runs.append(_foreign_folder(path))
+        else:
+            raise UserError(f"no such checkpoint or folder: {path}")
+    if loose:
+        parent = Path(os.path.commonpath([str(p.resolve().parent) for p in loose]))
+        runs.append((parent, loose, [0] * len(loose), [-1] * len(loose)))
+    out = []
+    for folder, files, levels, epochs in runs:
+        rows = enumerate(zip(files, levels, epochs, strict=True))
+        points = [Point(f, level, i, epoch, float("nan")) for i, (f, level, epoch) in rows]
+        out.append((folder, points))
+    return out
+
+
+def _foreign_folder(folder: Path) -> tuple[Path, list[Path], list[int], list[int]]:
+    levels = sorted(
+        (int(m.group(1)), d) for d in folder.iterdir() if (m := OPEN_LTH_LEVEL.match(d.name)) and (d / "main").is_dir()
+    )
+    if levels:  # open_lth: the end of each level's main branch
+        files, numbers, epochs = [], [], []
+        for level, d in levels:
+            models = [(int(m.group(1)), int(m.group(2)), f) for f in (d / "main").iterdir()
+                      if (m := OPEN_LTH_MODEL.match(f.name))]  # fmt: skip
+            if not models:
+                raise UserError(f"open_lth level {d} holds no model_ep<E>_it<I>.pth")
+            epoch, _, last = max(models)
+            files.append(last)
+            numbers.append(level)
+            epochs.append(epoch)
+        return folder, files, numbers, epochs
+    files = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix in CHECKPOINT_SUFFIXES)
+    if not files:
+        raise UserError(f"{folder} holds no checkpoint files ({', '.join(CHECKPOINT_SUFFIXES)})")
+    return folder, files, [0] * len(files), [-1] * len(files)
+
+
+def point_metrics(rd: Path, pts: list[Point], by_epoch: bool = False) -> dict[str, np.ndarray]:
+    """Test/train metrics at each point's last epoch, from the run's metrics (NaN for init). A cycle
+    point takes its cycle's last finite epoch; with ``by_epoch`` a point takes the epoch it was saved at."""
+    out = {k: np.full(len(pts), np.nan) for k in ("test_error", "test_loss", "train_loss")}
+    stage_metrics: dict[Path, xr.Dataset] = {}
+    for i, p in enumerate(pts):
+        if p.path.name == "init.pt":
+            continue
+        mpath = p.path.parent / "metrics.nc"
+        if mpath not in stage_metrics:
+            if not mpath.exists():
+                continue
+            stage_metrics[mpath] = load_dataset(mpath)
+        m = stage_metrics[mpath]
+        for k in out:
+            vals = m[k].values[m["global_epoch"].values == p.epoch] if by_epoch else m[k].sel(cycle=p.cycle).values
+            finite = vals[np.isfinite(vals)]
+            out[k][i] = finite[-1] if len(finite) else np.nan
+    return out

@@ -19,15 +19,17 @@ Values: ``loss`` is mean cross-entropy (nats), ``error`` is 1 − accuracy.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import xarray as xr
 
-from landscape.interpolate import AT_LEAST_TWO, has_batchnorm, recalibrate_bn
+from landscape.connectivity.interpolate import AT_LEAST_TWO, has_batchnorm, recalibrate_bn, recalibration_data
 from landscape.results import provenance
-from training.checkpoint import Checkpoint, as_checkpoint, check_compatible
+from landscape.sources import as_source, check_batches, resolve_loss
+from training.checkpoint import Checkpoint, check_compatible
 from training.checks import Range, check_number
 from training.errors import UserError
 from training.evaluate import evaluate, resolve_device
@@ -79,7 +81,9 @@ def _evaluate_states(
     bn_data: Iterable | None,
     device: torch.device,
     quiet: bool,
-) -> tuple[np.ndarray, np.ndarray]:
+    loss_fn: Callable | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Loss and error (``None`` without classification targets) at every grid point."""
     shape = tuple(len(c) for c in coords)
     loss, error = np.zeros(shape), np.zeros(shape)
     target = model.state_dict()
@@ -95,10 +99,20 @@ def _evaluate_states(
                 target[k].copy_(t)
         if bn:
             recalibrate_bn(model, bn_data, device)
-        loss[idx], error[idx] = evaluate(model, data, device)
+        loss[idx], err = evaluate(model, data, device, loss_fn)
+        error[idx] = np.nan if err is None else err
         progress.update(1)
     progress.close()
-    return loss, error
+    return loss, (None if np.isnan(error).any() else error)
+
+
+def _metric_variables(dims: tuple[str, ...], loss: np.ndarray, error: np.ndarray | None, loss_name: str) -> dict:
+    """``loss`` (and ``error`` for classification targets) as Dataset variables with their units."""
+    units = "nats (mean cross-entropy)" if loss_name == "cross-entropy" else f"mean {loss_name} per sample"
+    out = {"loss": xr.Variable(dims, loss, {"units": units})}
+    if error is not None:
+        out["error"] = xr.Variable(dims, error, {"units": "fraction (1 - accuracy)"})
+    return out
 
 
 def surface(
@@ -111,6 +125,10 @@ def surface(
     bn: str = "none",
     bn_data: Iterable | None = None,
     ignore_biasbn: bool = True,
+    model: str | None = None,
+    model_args: Mapping[str, Any] | None = None,
+    mask: str = "auto",
+    loss_fn: str | Callable | None = None,
     device: str | torch.device = "cpu",
     quiet: bool = True,
 ) -> xr.Dataset:
@@ -121,7 +139,9 @@ def surface(
         raise UserError(f"directions must be 1 or 2, got {directions}", param="directions")
     if bn not in ("none", "recalibrate"):
         raise UserError(f"unknown BN mode {bn!r}; choose from: none, recalibrate")
-    c = as_checkpoint(ckpt)
+    fn, loss_name = resolve_loss(loss_fn)
+    check_batches(data)
+    c = as_source(ckpt, model=model, model_args=model_args, mask=mask)
     device = resolve_device(device)
     model = copy.deepcopy(c.model).to(device)
     names = [n for n, _ in model.named_parameters()]
@@ -131,10 +151,11 @@ def surface(
     base = {k: v.to(device) for k, v in c.state.items() if v.is_floating_point()}
     axes = [_grid(span, grid) for _ in range(directions)]
     use_bn = bn == "recalibrate" and has_batchnorm(model)
-    loss, error = _evaluate_states(model, base, dirs, axes, data, use_bn, bn_data or data, device, quiet)
+    bn_data, bn_from = recalibration_data({}, bn_data, needed=use_bn)
+    loss, error = _evaluate_states(model, base, dirs, axes, data, use_bn, bn_data, device, quiet, fn)
     dims = ("x", "y")[:directions]
     ds = xr.Dataset(
-        {"loss": (dims, loss), "error": (dims, error)},
+        _metric_variables(dims, loss, error, loss_name),
         coords={d: a for d, a in zip(dims, axes, strict=True)},
         attrs={
             **provenance(checkpoint=c),
@@ -142,11 +163,11 @@ def surface(
             "normalization": "filter",
             "ignore_biasbn": int(ignore_biasbn),
             "seed": seed,
+            "loss": loss_name,
             "bn": "recalibrate" if use_bn else "none",
+            "bn_data": bn_from,
         },
     )
-    ds["loss"].attrs["units"] = "nats (mean cross-entropy)"
-    ds["error"].attrs["units"] = "fraction (1 - accuracy)"
     return ds
 
 
@@ -186,6 +207,10 @@ def plane(
     y: Sequence[float] | None = None,
     bn: str = "recalibrate",
     bn_data: Iterable | None = None,
+    model: str | None = None,
+    model_args: Mapping[str, Any] | None = None,
+    mask: str = "auto",
+    loss_fn: str | Callable | None = None,
     device: str | torch.device = "cpu",
     quiet: bool = True,
 ) -> xr.Dataset:
@@ -196,7 +221,10 @@ def plane(
         raise UserError(f"unknown BN mode {bn!r}; choose from: none, recalibrate", param="bn")
     check_number(grid, "grid", AT_LEAST_TWO)
     check_number(margin, "margin", Range(ge=0))
-    a, b, c = (as_checkpoint(k) for k in (ckpt_a, ckpt_b, ckpt_c))
+    fn, loss_name = resolve_loss(loss_fn)
+    check_batches(data)
+    a, b, c = (as_source(k, model=model, model_args=model_args, mask=mask, param=p)
+               for k, p in ((ckpt_a, "ckpt_a"), (ckpt_b, "ckpt_b"), (ckpt_c, "ckpt_c")))  # fmt: skip
     check_compatible(a, b)
     check_compatible(a, c)
     device = resolve_device(device)
@@ -212,11 +240,11 @@ def plane(
     base = {k: v.to(device) for k, v in a.state.items() if v.is_floating_point()}
     dirs = [{k: v.to(device=device, dtype=dtype) for k, v in d.items()} for d in (u_hat, v_hat)]
     use_bn = bn == "recalibrate" and has_batchnorm(model)
-    loss, error = _evaluate_states(model, base, dirs, axes, data, use_bn, bn_data or data, device, quiet)
+    bn_data, bn_from = recalibration_data({}, bn_data, needed=use_bn)
+    loss, error = _evaluate_states(model, base, dirs, axes, data, use_bn, bn_data, device, quiet, fn)
     ds = xr.Dataset(
         {
-            "loss": (("x", "y"), loss),
-            "error": (("x", "y"), error),
+            **_metric_variables(("x", "y"), loss, error, loss_name),
             "point_x": ("point", points[:, 0]),
             "point_y": ("point", points[:, 1]),
         },
@@ -224,10 +252,10 @@ def plane(
         attrs={
             **provenance(a=a, b=b, c=c),
             "kind": "plane through three checkpoints",
+            "loss": loss_name,
             "bn": "recalibrate" if use_bn else "none",
+            "bn_data": bn_from,
             "units_xy": "parameter-space distance",
         },
     )
-    ds["loss"].attrs["units"] = "nats (mean cross-entropy)"
-    ds["error"].attrs["units"] = "fraction (1 - accuracy)"
     return ds

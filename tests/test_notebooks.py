@@ -33,6 +33,7 @@ FIGURES = {
     "05_sanity_checks_random_tickets": {"05_sanity_checks", "05_keep_ratios"},
     "06_loss_surfaces": {"06_surface_cyclic", "06_surface_one-cycle", "06_surface_plane"},
     "07_alignment_and_curves": {"07_alignment_and_curves", "07_paths_two_seeds"},
+    "08_your_own_models": {"08_your_own_models"},
 }
 
 
@@ -174,6 +175,15 @@ SUMMARIES = {
         "connected": each(PATHS_07, fraction),
         "seeds": SEEDS,
         "curve_epochs": QUICK.connectivity.epochs,
+    },
+    "08_your_own_models": {
+        "barriers": each(
+            ["recalibrated", "stored BN statistics", "weight matching"],
+            {"error_barrier": error_barrier, "loss_barrier": loss_barrier},
+        ),
+        "density": lambda x: finite(x) and abs(x - 0.1) < 1e-3,  # pruned to 90% by global magnitude
+        "lambda_max_pruned": lambda x: finite(x) and x > 0.0,
+        "epochs": 2,
     },
 }
 

@@ -24,7 +24,7 @@ import dataclasses
 import json
 import os
 import pickle
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from training.checkpoint_checks import check_finite, check_mask, check_meta
+from training.checkpoint_checks import check_finite, check_mask, check_meta, state_mismatch
 from training.config import DataConfig, from_dict
 from training.data import DataBundle, class_balanced_indices, load_data
 from training.data.bundle import labels_of
@@ -76,6 +76,30 @@ def save_checkpoint(
     return Path(path)
 
 
+def safe_torch_load(path: Path, map_location: str | torch.device = "cpu", allowed: Sequence[type] = ()) -> Any:
+    """``torch.load(path, weights_only=True)``: PyTorch's restricted unpickler, which refuses every global
+    it does not allow, plus the classes ``allowed``. A refusal is one :class:`CheckpointError` line naming
+    the refused globals (listed without unpickling anything); PyTorch's own advice is never shown."""
+    try:
+        with torch.serialization.safe_globals(list(allowed)):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        names = {f"{c.__module__}.{c.__qualname__}" for c in allowed}
+        try:
+            refused = [g for g in torch.serialization.get_unsafe_globals_in_checkpoint(path) if g not in names]
+        except Exception:  # an unreadable archive: say so without the list
+            refused = []
+        if refused:
+            shown = ", ".join(refused[:5]) + (f" and {len(refused) - 5} more" if len(refused) > 5 else "")
+            raise CheckpointError(
+                f"refusing to load {path}: it pickles objects that safe loading does not allow ({shown})"
+            ) from exc
+        raise CheckpointError(f"{path} is not a torch checkpoint (unreadable pickle)") from exc
+    except Exception as exc:  # torch raises many types (BadZipFile, EOFError, KeyError, RuntimeError, ...)
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path} is truncated, corrupted or not a torch checkpoint ({msg})") from exc
+
+
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load and validate a checkpoint dict with ``weights_only=True``.
 
@@ -88,23 +112,24 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"no such checkpoint: {path}")
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder, not a checkpoint file")
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # weights_only refuses any GLOBAL (a class or function reference) it does not allow-list
-        detail = next((ln.strip() for ln in str(exc).splitlines() if "GLOBAL" in ln), "")
-        if detail:
-            raise CheckpointError(
-                f"refusing to load {path}: it contains pickled objects that safe (weights_only) loading "
-                f"does not allow - {detail}"
-            ) from exc
-        raise CheckpointError(f"{path} is not a torch checkpoint (unreadable pickle)") from exc
-    except Exception as exc:  # torch raises many types (BadZipFile, EOFError, KeyError, RuntimeError, ...)
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"{path} is truncated, corrupted or not a torch checkpoint ({msg})") from exc
+    obj = safe_torch_load(path, map_location)
     if not isinstance(obj, dict) or not {"model", "mask", "meta"} <= set(obj):
-        keys = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
-        raise CheckpointError(f"{path} is not a landscape checkpoint: expected keys model, mask, meta; found {keys}")
+        keys = sorted(str(k) for k in obj) if isinstance(obj, dict) else [type(obj).__name__]
+        shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+        raise CheckpointError(
+            f"{path} is not a landscape checkpoint: expected keys model, mask, meta; found {shown} "
+            "(for other files, name the model: --model, or landscape.load(path, model=...))"
+        )
+    return check_raw(obj, path)
+
+
+def is_landscape_checkpoint(obj: Any) -> bool:
+    """Whether a loaded file is in this toolkit's format (keys model, mask and meta, meta a dict)."""
+    return isinstance(obj, dict) and {"model", "mask", "meta"} <= set(obj) and isinstance(obj["meta"], dict)
+
+
+def check_raw(obj: dict[str, Any], path: str | os.PathLike) -> dict[str, Any]:
+    """Validate a loaded landscape checkpoint dict (meta, state and mask as the format names them)."""
     meta = obj["meta"]
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path} is not a landscape checkpoint: meta is not a dict")
@@ -177,25 +202,21 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     file, or one whose state dict does not fit the architecture named in its meta.
     """
     path = Path(path)
-    raw = read_checkpoint(path)
+    return checkpoint_from_raw(read_checkpoint(path), path)
+
+
+def checkpoint_from_raw(raw: dict[str, Any], path: Path) -> Checkpoint:
+    """The :class:`Checkpoint` of a validated landscape checkpoint dict read from ``path``."""
     meta = raw["meta"]
     try:
         model = build(meta["model"], int(meta["num_classes"]), **dict(meta.get("model_kwargs") or {}))
     except (UserError, TypeError, ValueError, RuntimeError) as exc:  # model_kwargs the builder cannot take
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__  # e.g. a negative width
         raise CheckpointError(f"{path}: cannot build model {meta['model']} from its meta ({reason})") from exc
-    try:
-        result = model.load_state_dict(raw["model"], strict=False)
-    except RuntimeError as exc:  # shape mismatches raise even with strict=False
-        detail = next((ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln), str(exc))
-        raise CheckpointError(f"{path}: state dict does not match model {meta['model']} ({detail})") from exc
-    if result.missing_keys or result.unexpected_keys:
-        parts = []
-        if result.missing_keys:
-            parts.append(f"missing {', '.join(result.missing_keys[:3])}")
-        if result.unexpected_keys:
-            parts.append(f"unexpected {', '.join(result.unexpected_keys[:3])}")
-        raise CheckpointError(f"{path}: state dict does not match model {meta['model']} ({'; '.join(parts)})")
+    mismatch = state_mismatch(model.state_dict(), raw["model"])
+    if mismatch:
+        raise CheckpointError(f"{path}: state dict does not match model {meta['model']} ({mismatch})")
+    model.load_state_dict(raw["model"])
     model.eval()
     return Checkpoint(model, dict(raw["mask"]), dict(meta), dict(raw["model"]), path, sha256_file(path))
 
@@ -286,6 +307,8 @@ def check_data_fits(ckpt: Checkpoint, bundle: DataBundle) -> None:
     """Raise :class:`DataError` unless ``bundle``'s inputs have the shape and its labels the number of
     classes that ``ckpt``'s model was built for (a model cannot be evaluated on other data)."""
     where = ckpt.path or "the checkpoint"
+    if ckpt.meta.get("num_classes") is None:  # a file from elsewhere records neither; the forward pass checks
+        return
     if bundle.num_classes > int(ckpt.meta["num_classes"]):
         raise DataError(
             f"dataset {bundle.name} has {bundle.num_classes} classes but {where} has {ckpt.meta['num_classes']} "

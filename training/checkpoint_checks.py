@@ -86,3 +86,29 @@ def check_mask(mask: Mapping[str, torch.Tensor], shapes: Mapping[str, Any], wher
     """Raise :class:`CheckpointError` unless every entry of ``mask`` names a tensor of ``shapes``
     (``{name: tensor or shape}``) and has its shape."""
     check_mask_fits(mask, shapes, f"{where}: mask", error=CheckpointError)
+
+
+def keys_shown(keys: list[str], limit: int = 3) -> str:
+    """At most ``limit`` keys, then how many more: a one-line message never lists a whole state dict."""
+    shown = ", ".join(keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def state_mismatch(target: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]) -> str:
+    """How ``state`` fails to fit a model whose state dict is ``target``, in one line ("" when it fits):
+    the counts of missing, unexpected and other-shaped keys, with at most three keys of each kind."""
+    missing = [k for k in target if k not in state]
+    unexpected = [k for k in state if k not in target]
+    shapes = [k for k in state if k in target and state[k].shape != target[k].shape]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing ({keys_shown(missing)})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected ({keys_shown(unexpected)})")
+    if shapes:
+        k = shapes[0]
+        parts.append(
+            f"{len(shapes)} of another shape (e.g. {k}: {tuple(state[k].shape)} in the file, "
+            f"{tuple(target[k].shape)} in the model)"
+        )
+    return f"{'; '.join(parts)} of {len(target)} model keys" if parts else ""

@@ -1,8 +1,8 @@
-"""Evaluation: mean cross-entropy and error over an iterable of batches."""
+"""Evaluation: mean loss (cross-entropy, or any loss) and error over an iterable of batches."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -35,12 +35,19 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Iterable, device: torch.device | str | None = None) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module,
+    data: Iterable,
+    device: torch.device | str | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+) -> tuple[float, float | None]:
     """``(loss, error)`` of ``model`` in eval mode over all batches of ``data``.
 
-    ``loss`` is the mean cross-entropy per sample (batch means weighted by batch size) in nats;
-    ``error`` is 1 - accuracy, a fraction. The model's train/eval mode is restored afterwards.
-    Accumulation stays on the device; there is one host synchronisation at the end.
+    ``loss`` is the mean loss per sample (batch means weighted by batch size): cross-entropy in nats
+    by default, or ``loss_fn(output, target)`` (a batch mean). ``error`` is 1 - accuracy, a fraction,
+    when the targets are class labels (integer, one per sample, outputs of shape ``[N, classes]``);
+    with a ``loss_fn`` and other targets (regression) it is ``None``. The model's train/eval mode is
+    restored afterwards. Accumulation stays on the device; there is one host synchronisation at the end.
     """
     if device is None:
         device = next(model.parameters()).device
@@ -49,21 +56,49 @@ def evaluate(model: nn.Module, data: Iterable, device: torch.device | str | None
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     wrong = torch.zeros((), dtype=torch.int64, device=device)
     count = 0
+    classify = loss_fn is None
     try:
         for x, y in data:
             x = x.to(device, non_blocking=True)
             y = y.to(device, non_blocking=True)
             out = _forward(model, x) if count == 0 else model(x)
             if count == 0:
-                _check_labels(y, out.shape[-1])
-            loss_sum += F.cross_entropy(out.float(), y, reduction="sum").double()
-            wrong += (out.argmax(dim=1) != y).sum()
+                classify = classify or is_classification(out, y)
+                if classify:
+                    _check_labels(y, out.shape[-1])
+            if loss_fn is None:
+                loss_sum += F.cross_entropy(out.float(), y, reduction="sum").double()
+            else:
+                loss_sum += _batch_loss(loss_fn, out, y).double() * len(y)
+            if classify:
+                wrong += (out.argmax(dim=1) != y).sum()
             count += len(y)
     finally:
         model.train(was_training)
     if count == 0:
         raise DataError("cannot evaluate on an empty dataset")
-    return float(loss_sum) / count, int(wrong) / count
+    return float(loss_sum) / count, (int(wrong) / count if classify else None)
+
+
+def is_classification(out: torch.Tensor, y: torch.Tensor) -> bool:
+    """Whether targets are class labels for ``out``: integer, one per sample, outputs ``[N, classes]``."""
+    return not y.is_floating_point() and not y.is_complex() and y.dim() == 1 and out.dim() == 2
+
+
+def _batch_loss(loss_fn: Callable, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``loss_fn(out, y)`` as a scalar tensor; anything else is a :class:`DataError` naming what it returned."""
+    try:
+        value = loss_fn(out, y)
+    except DataError:
+        raise
+    except (RuntimeError, ValueError, TypeError) as exc:  # the user's loss refused these outputs or targets
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"the loss raised {type(exc).__name__} on outputs {tuple(out.shape)}, targets "
+                        f"{tuple(y.shape)}: {reason}", param="loss_fn") from exc  # fmt: skip
+    if not isinstance(value, torch.Tensor) or value.numel() != 1:
+        shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise DataError(f"the loss must return the batch's mean loss as one number, got {shape}", param="loss_fn")
+    return value.reshape(())
 
 
 def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

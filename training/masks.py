@@ -2,8 +2,10 @@
 
 Conventions. A mask is ``{parameter name: bool tensor}`` with one entry per prunable parameter; True
 means kept. Prunable parameters are the weights of every ``Conv1d``/``Conv2d``/``Linear`` module
-(biases and BatchNorm are never pruned); options exclude the 1x1 shortcut convolutions (modules whose
-name contains ``shortcut`` or ``downsample``) and the last linear layer. Sparsity is the fraction of
+and the raw projection weights of ``nn.MultiheadAttention`` (``in_proj_weight``, or ``q/k/v_proj_weight``;
+its output projection is a ``Linear``); biases, norm layers and embeddings are never pruned. Options
+exclude the 1x1 shortcut convolutions (modules whose name contains ``shortcut`` or ``downsample``)
+and the last linear layer. Sparsity is the fraction of
 prunable weights that are zero, density is 1 - sparsity, both as fractions.
 
 How a mask is enforced (:class:`MaskedParameters`): pruned weights are stored as exact zeros; after
@@ -29,10 +31,14 @@ _SHORTCUT_WORDS = ("shortcut", "downsample")
 
 def prunable_names(model: nn.Module, prune_shortcuts: bool = True, prune_last: bool = True) -> list[str]:
     """Names of the prunable weights of ``model``, in module order."""
-    modules = [(n, m) for n, m in model.named_modules() if isinstance(m, _PRUNABLE_TYPES)]
+    modules = [(n, m) for n, m in model.named_modules() if isinstance(m, (*_PRUNABLE_TYPES, nn.MultiheadAttention))]
     last_linear = next((n for n, m in reversed(modules) if isinstance(m, nn.Linear)), None)
     names = []
     for name, module in modules:
+        if isinstance(module, nn.MultiheadAttention):  # raw projection parameters, not Linear modules
+            raw = ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight")
+            names += [f"{name}.{p}" if name else p for p in raw if getattr(module, p, None) is not None]
+            continue
         is_shortcut = any(w in name for w in _SHORTCUT_WORDS) and all(
             k == 1 for k in getattr(module, "kernel_size", (1,))
         )

@@ -60,6 +60,12 @@ def _writable_parent(path: Path, param: str) -> None:
         raise UserError(f"{param} {path}: the folder {folder} is not writable", param=param)
 
 
+def refuse_inputs(path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None], param: str) -> None:
+    """Refuse an output ``path`` that is one of the ``inputs`` (links included): writing would destroy it.
+    The Python API's writers call this; the CLI's go through :func:`check_output`, which calls it too."""
+    _refuse_inputs(Path(path).expanduser(), inputs, param)
+
+
 def _refuse_inputs(path: Path, inputs: Iterable[str | os.PathLike], param: str) -> None:
     for given in inputs:
         if given is not None and _same(path, Path(given)):

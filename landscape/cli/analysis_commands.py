@@ -3,19 +3,22 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import typer
-import xarray as xr
 from rich.table import Table
 
 from landscape.cli.app import (
     AlignOpt,
     AllowDataOpt,
+    DataArgOpt,
+    DataOpt,
     DeviceOpt,
+    LossOpt,
+    MaskSourceOpt,
+    ModelArgOpt,
+    ModelSpecOpt,
+    PrefixOpt,
     QuietOpt,
     SamplesOpt,
     SamplesSeedOpt,
@@ -23,10 +26,10 @@ from landscape.cli.app import (
     check_options,
     out_console,
 )
-from landscape.cli.connectivity_commands import print_pairs, print_path, samples_attrs
+from landscape.cli.connectivity_commands import print_path, samples_attrs
 from landscape.cli.connectivity_commands import split_names as _splits
-from training.checks import AT_LEAST_ONE, COUNT, POSITIVE, Range
-from training.errors import Interrupted, PartialFailure, UserError
+from training.checks import AT_LEAST_ONE, POSITIVE, Range
+from training.errors import UserError
 from training.outputs import DATASET_SUFFIXES, FIGURE_SUFFIXES, check_output, check_outputs
 
 AT_LEAST_TWO = Range(ge=2, integer=True)
@@ -44,18 +47,26 @@ def interpolate(
     align: str = AlignOpt,
     samples: int = SamplesOpt,
     samples_seed: int = SamplesSeedOpt,
-    data: str = typer.Option(None, help="Dataset (default: the checkpoints' dataset)."),
+    data: str = DataOpt,
+    data_arg: list[str] = DataArgOpt,
     data_root: str = typer.Option(None, help="Folder holding CIFAR/ImageNet files."),
     allow_different_data: bool = AllowDataOpt,
+    model: str = ModelSpecOpt,
+    model_arg: list[str] = ModelArgOpt,
+    mask: str = MaskSourceOpt,
+    prefix: str = PrefixOpt,
+    loss: str = LossOpt,
     batch_size: int = typer.Option(1000, help="Evaluation batch size."),
     device: str = DeviceOpt,
     out: Path = typer.Option(None, help="Write the Dataset to this netCDF file."),
     quiet: bool = QuietOpt,
 ) -> None:
-    """Evaluate the linear path between two checkpoints (optionally aligned) and print both barriers."""
-    from landscape.interpolate import interpolate as run_interpolate
+    """Evaluate the linear path between two checkpoints (optionally aligned) and print both barriers.
+    Checkpoints from elsewhere (state dicts, Lightning, safetensors, ...) need --model."""
+    from landscape.cli.sources import SourceOptions
+    from landscape.connectivity.interpolate import interpolate as run_interpolate
     from landscape.results import save_dataset
-    from training.checkpoint import as_checkpoint, check_compatible, check_same_data, checkpoint_bundle
+    from training.checkpoint import check_compatible, check_same_data
 
     names = _splits(split)
     check_options(
@@ -63,23 +74,28 @@ def interpolate(
         samples=(samples, AT_LEAST_ONE),
     )  # fmt: skip
     check_output(out, inputs=[ckpt_a, ckpt_b])
-    a, b = as_checkpoint(ckpt_a), as_checkpoint(ckpt_b)
+    opts = SourceOptions(
+        model, tuple(model_arg or ()), mask, prefix, data, tuple(data_arg or ()), data_root, loss, samples,
+        samples_seed,
+    )  # fmt: skip
+    a, b = opts.load(ckpt_a), opts.load(ckpt_b)
     check_compatible(a, b)
     if not allow_different_data:
         check_same_data(a, b)
-    bundle = checkpoint_bundle(a, dataset=data, root=data_root, samples=samples, samples_seed=samples_seed)
-    splits = {s: bundle.eval_loader(s, batch_size) for s in names}
+    splits, train = opts.splits(a, names, batch_size)
+    opts.check_bn_data(train, bn, a)
     ds = run_interpolate(
         a,
         b,
         splits,
         points=points,
         bn=bn,
-        bn_data=bundle.eval_loader("train", batch_size),
+        bn_data=train,
         bn_batches=bn_batches,
         barrier_kind=barrier,
         align=align,
         allow_different_data=allow_different_data,
+        loss_fn=opts.loss_fn(),
         device=device,
         quiet=quiet,
     )
@@ -116,14 +132,21 @@ def hessian(
     seed: int = typer.Option(0, help="Seed of the random start vectors, probes and sampled labels."),
     samples: int = SamplesOpt,
     samples_seed: int = SamplesSeedOpt,
-    data: str = typer.Option(None, help="Dataset (default: the checkpoint's)."),
+    data: str = DataOpt,
+    data_arg: list[str] = DataArgOpt,
     data_root: str = typer.Option(None, help="Folder holding CIFAR/ImageNet files."),
+    model: str = ModelSpecOpt,
+    model_arg: list[str] = ModelArgOpt,
+    mask: str = MaskSourceOpt,
+    prefix: str = PrefixOpt,
+    loss: str = LossOpt,
     device: str = DeviceOpt,
     out: Path = typer.Option(None, help="Write the Dataset to this netCDF file."),
 ) -> None:
     """Eigenvalues of the Hessian, GGN or Fisher of the mean training loss (and optionally trace, diagonal
     and density), on the mask subspace, whole or per parameter group."""
     from landscape.cli.curvature import run_hessian, vectors_file
+    from landscape.cli.sources import SourceOptions
 
     check_options(
         k=(k, AT_LEAST_ONE), tol=(tol, POSITIVE), max_iter=(max_iter, AT_LEAST_ONE), batches=(batches, AT_LEAST_ONE),
@@ -139,7 +162,8 @@ def hessian(
     run_hessian(
         ckpt, eigen=eigen, batches=batches, batch_size=batch_size, trace=trace, trace_method=trace_method,
         diag=diag, diag_method=diag_method, density=density, vectors=vectors, start=start,
-        data={"dataset": data, "root": data_root, "samples": samples, "samples_seed": samples_seed}, out=out,
+        data=SourceOptions(model, tuple(model_arg or ()), mask, prefix, data, tuple(data_arg or ()), data_root,
+                           loss, samples, samples_seed), out=out,
         attrs=samples_attrs(samples, samples_seed),
     )  # fmt: skip
 
@@ -148,14 +172,20 @@ def hessian(
 def signs(
     ckpt_a: Path = typer.Argument(..., help="First checkpoint (its mask is A)."),
     ckpt_b: Path = typer.Argument(..., help="Second checkpoint (its mask is B)."),
+    model: str = ModelSpecOpt,
+    model_arg: list[str] = ModelArgOpt,
+    mask: str = MaskSourceOpt,
+    prefix: str = PrefixOpt,
     out: Path = typer.Option(None, help="Write the Dataset to this netCDF file."),
 ) -> None:
     """Sign flips, mask IoU, Hamming distance, retention and keep ratios per layer and in total."""
+    from landscape.cli.sources import SourceOptions
     from landscape.overlap import overlap
     from landscape.results import save_dataset
 
     check_output(out, inputs=[ckpt_a, ckpt_b])
-    ds = overlap(ckpt_a, ckpt_b)
+    opts = SourceOptions(model, tuple(model_arg or ()), mask, prefix)
+    ds = overlap(opts.load(ckpt_a), opts.load(ckpt_b))
     table = Table(title="sign flips (on weights kept in both) and mask overlap")
     cols = ("flip_fraction", "iou", "hamming", "retention", "keep_ratio_a", "keep_ratio_b")
     table.add_column("layer")
@@ -182,19 +212,25 @@ def surface(
     seed: int = typer.Option(0, help="Seed of the random directions."),
     samples: int = SamplesOpt,
     samples_seed: int = SamplesSeedOpt,
-    data: str = typer.Option(None, help="Dataset (default: the checkpoint's)."),
+    data: str = DataOpt,
+    data_arg: list[str] = DataArgOpt,
     data_root: str = typer.Option(None, help="Folder holding CIFAR/ImageNet files."),
+    model: str = ModelSpecOpt,
+    model_arg: list[str] = ModelArgOpt,
+    mask: str = MaskSourceOpt,
+    prefix: str = PrefixOpt,
+    loss: str = LossOpt,
     device: str = DeviceOpt,
     out: Path = typer.Option(None, help="Write the Dataset to this netCDF file."),
     figure: Path = typer.Option(None, help="Write a contour/heat-map figure (PNG or PDF)."),
     quiet: bool = QuietOpt,
 ) -> None:
     """Loss and error on a grid: random filter-normalised directions, or the plane through three checkpoints."""
+    from landscape.cli.sources import SourceOptions
     from landscape.plot import plot_surface, save_figure
     from landscape.results import save_dataset
     from landscape.surface import plane
     from landscape.surface import surface as run_surface
-    from training.checkpoint import as_checkpoint, checkpoint_bundle
 
     if len(ckpts) not in (1, 3):
         raise UserError(f"give one checkpoint or three, got {len(ckpts)}")
@@ -212,20 +248,28 @@ def surface(
     if not hi > lo:
         raise UserError(f"--span must be increasing, got {span!r}")
     check_outputs([("out", out, DATASET_SUFFIXES), ("figure", figure, FIGURE_SUFFIXES)], inputs=ckpts)
-    loaded = [as_checkpoint(p) for p in ckpts]
-    bundle = checkpoint_bundle(loaded[0], dataset=data, root=data_root, samples=samples, samples_seed=samples_seed)
-    loader = bundle.eval_loader(split, batch_size)
-    bn_data = bundle.eval_loader("train", batch_size)
+    opts = SourceOptions(
+        model, tuple(model_arg or ()), mask, prefix, data, tuple(data_arg or ()), data_root, loss, samples,
+        samples_seed,
+    )  # fmt: skip
+    loaded = [opts.load(p) for p in ckpts]
+    splits, bn_data = opts.splits(loaded[0], [split], batch_size)
+    loader = next(iter(splits.values()))
+    fn = opts.loss_fn()
+    opts.check_bn_data(bn_data, bn or ("none" if len(loaded) == 1 else "recalibrate"), loaded[0])
     if len(loaded) == 1:
         ds = run_surface(
-            loaded[0], loader, directions, grid, (lo, hi), seed, bn or "none", bn_data, device=device, quiet=quiet
-        )
+            loaded[0], loader, directions, grid, (lo, hi), seed, bn or "none", bn_data, loss_fn=fn, device=device,
+            quiet=quiet,
+        )  # fmt: skip
     else:
-        ds = plane(*loaded, loader, grid=grid, bn=bn or "recalibrate", bn_data=bn_data, device=device, quiet=quiet)
+        ds = plane(
+            *loaded, loader, grid=grid, bn=bn or "recalibrate", bn_data=bn_data, loss_fn=fn, device=device, quiet=quiet
+        )
     ds.attrs.update(samples_attrs(samples, samples_seed))
+    error = f", error in [{float(ds['error'].min()):.4f}, {float(ds['error'].max()):.4f}]" if "error" in ds else ""
     out_console.print(
-        f"{ds.attrs['kind']}: loss in [{float(ds['loss'].min()):.4f}, {float(ds['loss'].max()):.4f}], "
-        f"error in [{float(ds['error'].min()):.4f}, {float(ds['error'].max()):.4f}] on {split}"
+        f"{ds.attrs['kind']}: loss in [{float(ds['loss'].min()):.4f}, {float(ds['loss'].max()):.4f}]{error} on {split}"
     )
     if out is not None:
         save_dataset(ds, out)
@@ -233,108 +277,3 @@ def surface(
     if figure is not None:
         save_figure(plot_surface(ds), figure)
         print(f"wrote {figure}")
-
-
-@app.command()
-def analyze(
-    run_dirs: list[Path] = typer.Argument(
-        ..., help="Run folders (with manifest.json), or folders holding run folders at any depth."
-    ),
-    lmc: str = typer.Option("consecutive", help="consecutive, init or none."),
-    hessian_k: int = typer.Option(0, "--hessian-k", help="Top-k Hessian eigenvalues at every checkpoint (0: none)."),
-    signs: bool = typer.Option(True, "--signs/--no-signs", help="Sign and mask statistics."),
-    points: int = typer.Option(11, help="α points per interpolation."),
-    split: str = typer.Option("test", help="test, train or both."),
-    hessian_batch_size: int = typer.Option(128, help="Samples in the Hessian batch."),
-    operator: str = typer.Option("hessian", help="Curvature for --hessian-k: hessian, ggn, fisher or fisher-mc."),
-    which: str = typer.Option("largest", help="largest, smallest (most negative) or magnitude."),
-    per_layer: bool = typer.Option(False, "--per-layer", help="One spectrum per layer (module)."),
-    params: list[str] = typer.Option(None, "--params", help="A parameter group by name or glob (repeatable)."),
-    vectors: bool = typer.Option(False, "--vectors", help="Keep each checkpoint's Ritz vectors (analysis/vectors/)."),
-    trace: str = typer.Option(None, help="Also the trace at every checkpoint: hutchinson or hutchpp."),
-    diag: bool = typer.Option(False, "--diag", help="Also the diagonal (Hutchinson) at every checkpoint."),
-    warm_start: bool = typer.Option(
-        True, "--warm-start/--no-warm-start", help="Start each checkpoint's Lanczos from the previous Ritz vectors."
-    ),
-    align: str = typer.Option(
-        None,
-        help="Also compare the runs' final checkpoints pairwise, straight and aligned by these methods "
-        "(comma-separated: weight-matching, activation-matching).",
-    ),
-    pairs: str = typer.Option("all", help="Pairs for --align: all (every two runs) or consecutive."),
-    samples: int = SamplesOpt,
-    samples_seed: int = SamplesSeedOpt,
-    data_root: str = typer.Option(None, help="Folder holding CIFAR/ImageNet files."),
-    device: str = DeviceOpt,
-    out: Path = typer.Option(None, help="Write the merged Dataset to this netCDF file."),
-    quiet: bool = QuietOpt,
-) -> None:
-    """Analyse run folders: LMC, Hessian and signs along each run's checkpoints, cached by content hash;
-    with --align, also the barriers between the runs' final checkpoints, straight and aligned. Exits 4 when
-    some runs failed (the others are analysed and written)."""
-    from landscape.analysis import analyze as run_analyze
-    from landscape.hessian.sequence import HessianOptions
-    from landscape.results import save_dataset
-
-    check_options(
-        points=(points, AT_LEAST_TWO), hessian_k=(hessian_k, COUNT), samples=(samples, AT_LEAST_ONE),
-        hessian_batch_size=(hessian_batch_size, AT_LEAST_ONE),
-    )  # fmt: skip
-    check_output(out, inputs=run_dirs)
-    curvature = HessianOptions(
-        operator=operator, which=which, per_layer=per_layer, params=tuple(params or ()), vectors=vectors,
-        trace=trace, diag=diag, warm_start=warm_start,
-    )  # fmt: skip
-    try:
-        ds = run_analyze(
-            run_dirs, lmc=lmc, hessian_k=hessian_k, signs=signs, points=points, splits=tuple(_splits(split)),
-            hessian_batch_size=hessian_batch_size, data_root=data_root, device=device, quiet=quiet, hessian=curvature,
-        )  # fmt: skip
-    except KeyboardInterrupt as exc:
-        raise Interrupted(
-            "every finished piece is cached in its run's analysis/ folder; run the same command again to go on"
-        ) from exc
-    table = Table(
-        title=f"{ds.sizes['run']} runs ({ds.attrs['cache_hits']} cached pieces, {ds.attrs['cache_misses']} computed)"
-    )
-    for col in ("run", "status", "points", "final test error", "max error barrier", "final λ1"):
-        table.add_column(col, justify="right")
-    for run in ds["run"].values:
-        sel = ds.sel(run=run)
-        n = int((sel["level"] >= 0).sum())
-
-        def last(var: str, sel: Any = sel) -> str:
-            if var not in sel:
-                return "-"
-            vals = sel[var].values.reshape(sel.sizes["point"], -1)[:, 0]
-            vals = vals[np.isfinite(vals)]
-            return f"{vals[-1]:.4f}" if len(vals) else "-"
-
-        barrier = "-"
-        if "error_barrier" in sel and np.isfinite(sel["error_barrier"].values).any():
-            barrier = f"{np.nanmax(sel['error_barrier'].values):.4f}"
-        table.add_row(str(run), str(sel["status"].item()), str(n), last("test_error"), barrier, last("eigenvalue"))
-    out_console.print(table)
-    for note in filter(None, ds.attrs.get("notes", "").split("; ")):
-        print(f"note: {note}", file=sys.stderr)
-    for run, status, problem in zip(ds["run"].values, ds["status"].values, ds["problem"].values, strict=True):
-        if problem:
-            print(f"{'error' if status == 'failed' else 'note'}: run {run}: {problem}", file=sys.stderr)
-    if align:
-        from landscape.pairs import compare_runs
-
-        methods = ("none", *[m.strip() for m in align.split(",") if m.strip() and m.strip() != "none"])
-        analysed = ds["run_dir"].values[ds["status"].values != "failed"].tolist()
-        pair_ds = compare_runs(
-            analysed, align=methods, pairs=pairs, points=points, splits=tuple(_splits(split)), data_root=data_root,
-            samples=samples, samples_seed=samples_seed, device=device, quiet=quiet,
-        )  # fmt: skip
-        print_pairs(pair_ds)
-        ds = xr.merge([ds, pair_ds], combine_attrs="drop_conflicts")
-    if out is not None:
-        save_dataset(ds, out)
-        print(f"wrote {out}")
-    failed = int((ds["status"].values == "failed").sum())
-    if failed:  # every other run is analysed and written; a script must still see that some were not
-        code = PartialFailure.exit_code
-        raise PartialFailure(f"{failed} of {ds.sizes['run']} runs failed (listed above); exit code {code}")

@@ -62,7 +62,7 @@ out_console = Console(highlight=False, width=None if sys.stdout.isatty() else 12
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars or log lines.")
 DeviceOpt = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
 OutOpt = typer.Option(None, help="Write the Dataset to this netCDF file.")
-DataOpt = typer.Option(None, help="Dataset (default: the checkpoint's).")
+DataOpt = typer.Option(None, help="Dataset: a registry name or package.module:callable (default: the checkpoint's).")
 DataRootOpt = typer.Option(None, help="Folder holding the dataset's files (default: as recorded).")
 SamplesOpt = typer.Option(
     None, help="Analyse a fixed, class-balanced subset of this many samples of each split (default: all)."
@@ -70,6 +70,25 @@ SamplesOpt = typer.Option(
 SamplesSeedOpt = typer.Option(0, help="Seed of the --samples subset.")
 AllowDataOpt = typer.Option(
     False, "--allow-different-data", help="Compare checkpoints trained on different data (refused by default)."
+)
+ModelSpecOpt = typer.Option(
+    None,
+    "--model",
+    help="The model of checkpoints from elsewhere: a registry name, torchvision:NAME, timm:NAME or "
+    "package.module:callable (imported from the current folder). Landscape checkpoints name their own.",
+)
+ModelArgOpt = typer.Option(
+    None, "--model-arg", help="KEY=VALUE keyword argument of the model (repeatable; the value is YAML)."
+)
+MaskSourceOpt = typer.Option(
+    "auto", "--mask", help="auto (the file's own mask, else dense), none (dense), zeros (exact zeros) or a mask file."
+)
+PrefixOpt = typer.Option(None, "--prefix", help="Strip this key prefix (e.g. a LightningModule attribute: model).")
+DataArgOpt = typer.Option(
+    None, "--data-arg", help="KEY=VALUE keyword argument of a --data package.module:callable (repeatable)."
+)
+LossOpt = typer.Option(
+    "cross-entropy", "--loss", help="cross-entropy, mse or package.module:callable taking (output, target)."
 )
 AlignOpt = typer.Option(
     "none", help="Permute B's units to match A first: none, weight-matching or activation-matching."

@@ -6,15 +6,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 import typer
 from rich.table import Table
 
 from landscape.cli.app import (
     AlignOpt,
     AllowDataOpt,
+    DataArgOpt,
     DataOpt,
     DataRootOpt,
     DeviceOpt,
+    LossOpt,
+    ModelArgOpt,
+    ModelSpecOpt,
+    PrefixOpt,
     QuietOpt,
     SamplesOpt,
     SamplesSeedOpt,
@@ -40,21 +46,33 @@ def samples_attrs(samples: int | None, seed: int) -> dict[str, int]:
 def print_path(ds: Any, coord: str = "alpha", title: str = "loss and error along θ(α) = (1−α)θ_A + αθ_B") -> None:
     """Print loss and error at every point of the path, then per split the barriers: the chosen
     definition first, then both definitions, and whether the endpoints are connected."""
-    table = Table(title=title)
+    metrics = ["loss", "error"] if "error" in ds else ["loss"]
+    table = Table(title=title if "error" in ds else title.replace("loss and error", "loss"))
     table.add_column(coord.replace("alpha", "α"), justify="right")
     for split in ds["split"].values:
-        table.add_column(f"{split} loss", justify="right")
-        table.add_column(f"{split} error", justify="right")
+        for metric in metrics:
+            table.add_column(f"{split} {metric}", justify="right")
     for i, x in enumerate(ds[coord].values):
         row = [f"{x:.3f}"]
         for split in ds["split"].values:
-            row += [f"{float(ds['loss'].sel(split=split)[i]):.4f}", f"{float(ds['error'].sel(split=split)[i]):.4f}"]
+            row += [f"{float(ds[metric].sel(split=split)[i]):.4f}" for metric in metrics]
         table.add_row(*row)
     out_console.print(table)
     align = ds.attrs.get("align_method", "none")
     aligned = "" if align == "none" else f", aligned by {align}"
+    if ds.attrs.get("bn") == "recalibrate" and ds.attrs.get("bn_samples"):
+        out_console.print(
+            f"BatchNorm recalibrated at every point on {ds.attrs['bn_data']} ({ds.attrs['bn_samples']} samples)"
+        )
     for split in ds["split"].values:
         sel = ds.sel(split=split)
+        if "error" not in ds:  # no classification targets: no error, no connectivity criterion
+            out_console.print(
+                f"{split}: loss barrier {float(sel['loss_barrier']):.4f} ({ds.attrs['barrier_definition']}, "
+                f"bn={ds.attrs['bn']}{aligned}; loss {ds.attrs.get('loss', 'cross-entropy')}); endpoint-mean "
+                f"{float(sel['loss_barrier_endpoint_mean']):.4f}, chord {float(sel['loss_barrier_chord']):.4f}"
+            )
+            continue
         out_console.print(
             f"{split}: loss barrier {float(sel['loss_barrier']):.4f}, error barrier {float(sel['error_barrier']):.4f} "
             f"({ds.attrs['barrier_definition']}, bn={ds.attrs['bn']}{aligned}); "
@@ -132,8 +150,16 @@ def curve(
     samples_seed: int = SamplesSeedOpt,
     seed: int = typer.Option(0, help="Seed of the data order and of the sampled t."),
     data: str = DataOpt,
+    data_arg: list[str] = DataArgOpt,
     data_root: str = DataRootOpt,
     allow_different_data: bool = AllowDataOpt,
+    model: str = ModelSpecOpt,
+    model_arg: list[str] = ModelArgOpt,
+    checkpoint_mask: str = typer.Option(
+        "auto", "--checkpoint-mask", help="The checkpoints' masks: auto, none, zeros or a mask file (--mask elsewhere)."
+    ),
+    prefix: str = PrefixOpt,
+    loss: str = LossOpt,
     eval_batch_size: int = typer.Option(1000, help="Evaluation batch size."),
     device: str = DeviceOpt,
     out: Path = typer.Option(None, help="Write the Dataset to this netCDF file."),
@@ -141,9 +167,10 @@ def curve(
     quiet: bool = QuietOpt,
 ) -> None:
     """Train a mode-connecting curve between two checkpoints (Garipov et al. 2018) and print its barriers."""
-    from landscape.curves import curve as run_curve
+    from landscape.cli.sources import SourceOptions
+    from landscape.connectivity.curves import curve as run_curve
     from landscape.results import save_dataset
-    from training.checkpoint import as_checkpoint, check_compatible, check_same_data, checkpoint_bundle
+    from training.checkpoint import check_compatible, check_same_data, checkpoint_bundle
     from training.checks import AT_LEAST_ONE, COUNT, FRACTION, NON_NEGATIVE, POSITIVE, Range
     from training.fileio import derive_seed
     from training.outputs import check_outputs
@@ -157,16 +184,27 @@ def curve(
     )  # fmt: skip
     bend = bend if bend is not None else (out.with_suffix(".bend.pt") if out is not None else None)
     check_outputs([("out", out, (".nc",)), ("bend", bend, (".pt",))], inputs=[ckpt_a, ckpt_b])
-    a, b = as_checkpoint(ckpt_a), as_checkpoint(ckpt_b)
+    opts = SourceOptions(
+        model, tuple(model_arg or ()), checkpoint_mask, prefix, data, tuple(data_arg or ()), data_root, loss, samples,
+        samples_seed,
+    )  # fmt: skip
+    a, b = opts.load(ckpt_a), opts.load(ckpt_b)
     check_compatible(a, b)
     if not allow_different_data:
         check_same_data(a, b)
-    bundle = checkpoint_bundle(a, dataset=data, root=data_root, samples=samples, samples_seed=samples_seed)
+    splits, bn_data = opts.splits(a, names, eval_batch_size)
+    if data is not None and ":" in data:  # the user's data: the bend trains on its train split as given
+        if bn_data is None:
+            raise UserError(f"data {data!r} has no train split to train the bend on; return {{'train': ...}} too")
+        train_data = bn_data
+    else:
+        bundle = checkpoint_bundle(a, dataset=data, root=data_root, samples=samples, samples_seed=samples_seed)
+        train_data = lambda epoch: bundle.train_loader(batch_size, seed=derive_seed(seed, "curve-data", epoch))  # noqa: E731
     ds, bend_ckpt = run_curve(
         a,
         b,
-        {s: bundle.eval_loader(s, eval_batch_size) for s in names},
-        lambda epoch: bundle.train_loader(batch_size, seed=derive_seed(seed, "curve-data", epoch)),
+        splits,
+        train_data,
         kind=kind,
         epochs=epochs,
         points=points,
@@ -175,11 +213,12 @@ def curve(
         weight_decay=weight_decay,
         mask=mask,
         align=align,
-        bn_data=bundle.eval_loader("train", eval_batch_size),
+        bn_data=bn_data,
         bn_batches=bn_batches,
         barrier_kind=barrier,
         seed=seed,
         allow_different_data=allow_different_data,
+        loss_fn=opts.loss_fn(),
         device=device,
         quiet=quiet,
     )
@@ -189,7 +228,13 @@ def curve(
         f"path length {float(ds['path_length']):.4g} (straight line {float(ds['linear_path_length']):.4g})"
     )
     if bend is not None:
-        bend_ckpt.save(bend)
+        if "source" in a.meta:  # a model from elsewhere: its state dict, which loads with the same --model
+            from training.fileio import atomic_path
+
+            with atomic_path(bend) as tmp:
+                torch.save(bend_ckpt.state, tmp)
+        else:
+            bend_ckpt.save(bend)
         ds.attrs["bend_path"] = str(bend)
         print(f"wrote {bend}")
     if out is not None:

@@ -35,7 +35,7 @@ def run_hessian(
     density: bool,
     vectors: bool,
     start: Path | None,
-    data: dict[str, Any],
+    data: Any,
     out: Path | None,
     attrs: dict[str, Any],
 ) -> xr.Dataset:
@@ -44,7 +44,6 @@ def run_hessian(
     from landscape.hessian import hessian_density, hessian_diagonal, hessian_eigenvalues, hessian_trace
     from landscape.hessian.vectors import load_ritz_vectors
     from landscape.results import save_dataset
-    from training.checkpoint import checkpoint_bundle, load_checkpoint
 
     if batches < 1 or batch_size < 1:
         raise UserError("--batches and --batch-size must be at least 1")
@@ -54,11 +53,14 @@ def run_hessian(
         raise UserError(f"unknown --diag-method {diag_method!r}; choose from: {', '.join(DIAGONAL_METHODS)}")
     if vectors and out is None:
         raise UserError("--vectors writes the Ritz vectors beside --out; give --out too")
-    c = load_checkpoint(ckpt)
-    bundle = checkpoint_bundle(c, dataset=data["dataset"], root=data["root"], samples=data["samples"],
-                               samples_seed=data["samples_seed"])  # fmt: skip
-    chosen = list(itertools.islice(bundle.eval_loader("train", batch_size), batches))
-    common = {k: eigen[k] for k in ("subspace", "seed", "device", "operator", "mc_samples")}
+    c = data.load(ckpt)  # data: the command's landscape.cli.sources.SourceOptions
+    splits, train = data.splits(c, [], batch_size)
+    train = train if train is not None else splits.get("data")
+    if train is None:
+        raise UserError(f"data {data.data!r} has no train split for the curvature; return {{'train': ...}}")
+    chosen = list(itertools.islice(train, batches))
+    eigen = {**eigen, "loss_fn": data.loss_fn()}
+    common = {k: eigen[k] for k in ("subspace", "seed", "device", "operator", "mc_samples", "loss_fn")}
     groups = {"per_layer": eigen["per_layer"], "params": eigen["params"]}
     ds = hessian_eigenvalues(
         c, chosen, return_vectors=vectors, vectors_path=vectors_file(out) if vectors else None,

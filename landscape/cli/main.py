@@ -14,14 +14,20 @@ import warnings
 
 import typer
 
-from landscape.cli import analysis_commands, connectivity_commands, reproduce_command, run_commands
+from landscape.cli import (
+    analysis_commands,
+    analyze_command,
+    connectivity_commands,
+    reproduce_command,
+    run_commands,
+)
 from landscape.cli.app import app, param_name
 from training.errors import Interrupted, LandscapeError
 
 INTERRUPTED = "Ctrl-C before the command finished; writes are atomic, so no file was left half-written"
 
 # importing them registers their commands on ``app``
-COMMAND_MODULES = (analysis_commands, connectivity_commands, reproduce_command, run_commands)
+COMMAND_MODULES = (analysis_commands, analyze_command, connectivity_commands, reproduce_command, run_commands)
 
 
 def flag_for(command_name: str | None, param: str) -> str | None:

@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from landscape.curves import curve
+from landscape.connectivity.curves import curve
+from landscape.connectivity.interpolate import interpolate
 from landscape.experiments.connectivity import PER_EPOCH, SPLITS, connectivity_configs
 from landscape.experiments.settings import Tier
 from landscape.experiments.tables import ExperimentResult, results_table, train_all
-from landscape.interpolate import interpolate
 from training.checkpoint import load_checkpoint
 from training.data import load_data
 from training.fileio import derive_seed

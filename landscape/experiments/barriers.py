@@ -6,8 +6,8 @@ independent seeds, and two runs from one initialisation and mask trained on two 
 The cyclic runs are the cyclic arm of :func:`~landscape.experiments.cyclic.cyclic_arms` (the mask of
 ``tier.connectivity``: method and sparsity), so the claim reuses the runs of claims P1-1 to P1-3.
 Every path is evaluated on the test split at ``tier.connectivity.points`` values of α with BatchNorm
-recalibrated on the unaugmented training split (:func:`landscape.interpolate.interpolate`), and both
-barrier definitions are computed from the same curve (:func:`landscape.interpolate.barrier`):
+recalibrated on the unaugmented training split (:func:`landscape.connectivity.interpolate.interpolate`), and both
+barrier definitions are computed from the same curve (:func:`landscape.connectivity.interpolate.barrier`):
 Frankle et al.'s ``max_α f(α) − ½(f(0) + f(1))`` and the chord ``max_α [f(α) − ((1−α)f(0) + αf(1))]``
 (Entezari et al. 2022). A pair is linearly connected when its error barrier is below 0.02.
 """
@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from landscape.connectivity.interpolate import barrier, interpolate
 from landscape.experiments.cyclic import cyclic_arms
 from landscape.experiments.settings import Tier
 from landscape.experiments.tables import ExperimentResult, results_table, train_all
-from landscape.interpolate import barrier, interpolate
 from training.config import TrainConfig
 from training.data import load_data
 from training.errors import UserError

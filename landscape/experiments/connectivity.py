@@ -12,9 +12,9 @@ import pandas as pd
 import xarray as xr
 
 from landscape.analysis import analyze
+from landscape.connectivity.interpolate import interpolate
 from landscape.experiments.settings import Tier
 from landscape.experiments.tables import ExperimentResult, results_table, train_all
-from landscape.interpolate import interpolate
 from landscape.overlap import overlap
 from training.config import MaskConfig, ScheduleConfig, TrainConfig
 from training.data import load_data

@@ -51,6 +51,7 @@ from landscape.hessian.vectors import save_ritz_vectors
 from training.checkpoint import Checkpoint
 from training.checks import AT_LEAST_ONE, POSITIVE, check_number
 from training.errors import UserError
+from training.outputs import refuse_inputs
 
 METHODS = ("lanczos", "block-lanczos", "eigsh", "power", "pyhessian")
 MAGNITUDE_ONLY = ("power", "pyhessian")
@@ -80,6 +81,7 @@ def hessian_eigenvalues(
     block_size: int | None = None,
     mc_samples: int = 1,
     chunk_size: int = 1,
+    loss_fn: Any = None,
 ) -> xr.Dataset:
     """k extreme eigenvalues of a curvature matrix of the mean cross-entropy over ``data`` (eval mode).
 
@@ -90,7 +92,8 @@ def hessian_eigenvalues(
     ``which``: largest (default; power and pyhessian: magnitude), smallest or magnitude. ``max_iter``
     bounds the products (Lanczos steps, ARPACK products; power: per eigenvalue). ``criterion``
     (Lanczos methods): ``bound`` (default; the eigenvalue's error bound is ≤ ``tol``·|θ|), ``residual``
-    or ``change``. ``tol`` is relative.
+    or ``change``. ``tol`` is relative. ``loss_fn`` (operator hessian only) replaces cross-entropy:
+    ``"mse"``, a callable ``(output, target) → batch mean`` or a ``"package.module:callable"`` name.
 
     ``params`` (names or glob patterns) or ``per_layer`` give one spectrum per parameter group (the
     principal sub-block; :mod:`landscape.hessian.groups`) along a ``group`` dimension labelled with the
@@ -116,13 +119,16 @@ def hessian_eigenvalues(
     which = check_which(which or ("magnitude" if method in MAGNITUDE_ONLY else "largest"))
     if return_vectors and vectors_path is None:
         raise UserError("return_vectors needs vectors_path, the file the Ritz vectors go to", param="vectors_path")
+    if return_vectors:  # the API writes too: never over the checkpoint it reads
+        given = model.path if isinstance(model, Checkpoint) else model if isinstance(model, str | os.PathLike) else None
+        refuse_inputs(vectors_path, [given], "vectors_path")
     if return_vectors and method in MAGNITUDE_ONLY:
         raise UserError(f"method {method} cannot return eigenvectors; use lanczos", param="return_vectors")
     if start is not None and method not in ("lanczos", "block-lanczos"):
         raise UserError(f"a warm start needs method lanczos or block-lanczos, not {method}", param="start")
     op, module, subspace, attrs = make_operator(
         model, data, operator=operator, mask=mask, subspace=subspace, device=device, seed=seed,
-        mc_samples=mc_samples, chunk_size=chunk_size,
+        mc_samples=mc_samples, chunk_size=chunk_size, loss_fn=loss_fn,
     )  # fmt: skip
     _check_k(k, op.dim)
     groups, grouped = operator_groups(op, per_layer=per_layer, params=params)
@@ -132,6 +138,8 @@ def hessian_eigenvalues(
             raise UserError("method pyhessian needs subspace dense (it covers every parameter)", param="subspace")
         if operator != "hessian" or grouped:
             raise UserError("method pyhessian computes the Hessian of all parameters only", param="method")
+        if op.loss_fn is not None:
+            raise UserError("method pyhessian uses cross-entropy; use method lanczos with another loss", param="method")
     parts, payload, flags = [], {}, []
     for label, g in groups:
         kk = min(k, g.dim)
@@ -167,7 +175,7 @@ def hessian_eigenvalues(
         "hvp_count": int(sum(g.matvecs for _, g in groups)) if method != "pyhessian" else -1,
         "n_samples": op.n_samples,
         "seed": seed,
-        "loss": LOSS,
+        "loss": attrs.get("loss", LOSS),
         "warm_start": int(start is not None),
     }
     if method in ("lanczos", "block-lanczos"):

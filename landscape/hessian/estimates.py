@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,6 +37,7 @@ def hessian_trace(
     seed: int = 0,
     device: str | torch.device | None = None,
     chunk_size: int = 1,
+    loss_fn: Any = None,
     method: str = "hutchinson",
     sketch: int | None = None,
     operator: str = "hessian",
@@ -56,7 +58,7 @@ def hessian_trace(
         raise UserError(f"unknown trace method {method!r}; choose from: {', '.join(TRACE_METHODS)}", param="method")
     op, _module, subspace, attrs = make_operator(
         model, data, operator=operator, mask=mask, subspace=subspace, device=device, seed=seed,
-        mc_samples=mc_samples, chunk_size=chunk_size,
+        mc_samples=mc_samples, chunk_size=chunk_size, loss_fn=loss_fn,
     )  # fmt: skip
     groups, grouped = operator_groups(op, per_layer=per_layer, params=params)
     parts = []
@@ -87,7 +89,7 @@ def hessian_trace(
         "seed": seed,
         "converged": int(all(flags)),
         "hvp_count": int(sum(g.matvecs for _, g in groups)),
-        "loss": LOSS,
+        "loss": attrs.get("loss", LOSS),
     }
     ds["trace"].attrs["units"] = UNITS
     return ds
@@ -105,6 +107,7 @@ def hessian_diagonal(
     seed: int = 0,
     device: str | torch.device | None = None,
     chunk_size: int = 1,
+    loss_fn: Any = None,
     operator: str = "hessian",
     params: Params | None = None,
     mc_samples: int = 1,
@@ -117,7 +120,7 @@ def hessian_diagonal(
     ``parameters[parameter_index[c]]`` (the attr ``parameters`` lists the names)."""
     op, _module, subspace, attrs = make_operator(
         model, data, operator=operator, mask=mask, subspace=subspace, device=device, seed=seed,
-        mc_samples=mc_samples, chunk_size=chunk_size,
+        mc_samples=mc_samples, chunk_size=chunk_size, loss_fn=loss_fn,
     )  # fmt: skip
     groups = parameter_groups(op.names, params=params)
     if groups is not None:
@@ -146,7 +149,7 @@ def hessian_diagonal(
             "dimension": op.dim,
             "seed": seed,
             "hvp_count": op.matvecs,
-            "loss": LOSS,
+            "loss": attrs.get("loss", LOSS),
         },
     )
     ds["diagonal"].attrs["units"] = UNITS
@@ -169,6 +172,7 @@ def hessian_density(
     per_layer: bool = False,
     params: Params | None = None,
     mc_samples: int = 1,
+    loss_fn: Any = None,
 ) -> xr.Dataset:
     """SLQ spectral density: ``nodes(probe, node)``, ``weights(probe, node)`` and ``density(t)`` on a
     grid spanning the nodes (Gaussian kernel of width ``sigma``, default 1% of the node range); ``t`` and
@@ -176,7 +180,15 @@ def hessian_density(
     probes' Lanczos chains advance together, one block product per step. With ``params`` or
     ``per_layer``, one density per ``group`` (principal sub-block) on a common grid."""
     op, _module, subspace, attrs = make_operator(
-        model, data, operator=operator, mask=mask, subspace=subspace, device=device, seed=seed, mc_samples=mc_samples
+        model,
+        data,
+        operator=operator,
+        mask=mask,
+        subspace=subspace,
+        device=device,
+        seed=seed,
+        mc_samples=mc_samples,
+        loss_fn=loss_fn,
     )
     groups, grouped = operator_groups(op, per_layer=per_layer, params=params)
     results = [slq(g, probes=probes, steps=steps, generator=torch.Generator().manual_seed(seed)) for _, g in groups]

@@ -26,7 +26,8 @@ from landscape.hessian.groups import Params, parameter_groups
 from landscape.hessian.operators import HessianOperator
 from landscape.hessian.subspace import ModelOperator
 from landscape.results import provenance
-from training.checkpoint import Checkpoint, as_checkpoint
+from landscape.sources import as_source, resolve_loss
+from training.checkpoint import Checkpoint
 from training.errors import UserError
 from training.evaluate import resolve_device
 
@@ -45,15 +46,25 @@ def make_operator(
     device: Any = None,
     seed: int = 0,
     mc_samples: int = 1,
+    loss_fn: Any = None,
     **options: Any,
 ) -> tuple[ModelOperator, nn.Module, str, dict[str, Any]]:
     """The operator for a module, checkpoint or path (``mask`` defaults to the checkpoint's; ``subspace`` to
     ``mask`` when there is a mask, else ``dense``), the module, the subspace and provenance attrs."""
     if operator not in OPERATORS:
         raise UserError(f"unknown operator {operator!r}; choose from: {', '.join(OPERATORS)}", param="operator")
+    fn, loss_name = resolve_loss(loss_fn)
+    if fn is not None and operator != "hessian":
+        raise UserError(
+            f"the {operator} is implemented for cross-entropy; with loss {loss_name} use operator hessian",
+            param="operator",
+        )
     attrs: dict[str, Any] = {"operator": operator}
+    if fn is not None:
+        attrs["loss"] = f"mean {loss_name} over all of data, eval mode"
+        options["loss_fn"] = fn
     if isinstance(model, Checkpoint | str | os.PathLike):
-        ckpt = as_checkpoint(model)
+        ckpt = as_source(model, param="model")
         attrs.update(provenance(checkpoint=ckpt))
         model = ckpt.model
         mask = ckpt.mask if mask is None else mask

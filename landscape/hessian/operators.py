@@ -91,7 +91,8 @@ class CallableOperator:
 
 
 class HessianOperator(ModelOperator):
-    """Hessian-vector products of the **mean cross-entropy over all of** ``data`` on a coordinate subspace.
+    """Hessian-vector products of the **mean cross-entropy over all of** ``data`` on a coordinate subspace
+    (or of the mean of ``loss_fn(output, target)``, a batch-mean loss, when one is given).
 
     Units: ``H v`` is in nats per squared parameter unit times the units of ``v`` (curvature of the mean
     loss). Data, weighting (exact mean over samples), eval mode, the mask subspace, parameter selection
@@ -113,7 +114,9 @@ class HessianOperator(ModelOperator):
     kind = "Hessian"
 
     def _prepare(self, index: int, x: torch.Tensor, y: torch.Tensor) -> Sequence[torch.Tensor]:
-        loss = F.cross_entropy(self.model(x), y, reduction="sum")
+        out = self.model(x)
+        # a given loss is a batch mean: scaled to the batch's sum, so batches weigh by their size
+        loss = F.cross_entropy(out, y, reduction="sum") if self.loss_fn is None else self.loss_fn(out, y) * len(y)
         return torch.autograd.grad(loss, self.params, create_graph=True)
 
     def _products(self, grads: Sequence[torch.Tensor], chunk: list[torch.Tensor], keep_graph: bool) -> list:

@@ -26,7 +26,7 @@ import xarray as xr
 from landscape.hessian.api import hessian_eigenvalues
 from landscape.hessian.estimates import hessian_diagonal, hessian_trace
 from landscape.hessian.vectors import load_ritz_vectors
-from training.checkpoint import load_checkpoint
+from training.checkpoint import Checkpoint, load_checkpoint
 from training.fileio import atomic_path
 
 
@@ -71,13 +71,16 @@ def hessian_along(
     run_dir: Path,
     device: str,
     progress: Callable[[], None] = lambda: None,
+    load: Callable[[Path], Checkpoint] = load_checkpoint,
+    loss_fn: Any = None,
 ) -> dict[str, xr.DataArray]:
     """The curvature variables of one run's points: ``eigenvalue``, ``eigenvalue_error_bound`` (point,
     [group,] k) and ``hessian_matvecs`` (point); with ``trace`` also ``trace``, ``trace_stderr``
     (point[, group]); with ``diag`` ``diagonal(point, coordinate)`` over every trainable coordinate in
     parameter order (NaN off the subspace). ``key(kind, files, options)`` is a piece's cache key and
     ``get(kind, key, compute)`` returns it (``base``: the options every piece shares); Ritz vectors go
-    beside the pieces in ``cache_dir`` (a temporary folder when it is None)."""
+    beside the pieces in ``cache_dir`` (a temporary folder when it is None). ``load`` reads a point's
+    checkpoint; ``loss_fn`` replaces cross-entropy (:func:`landscape.hessian.hessian_eigenvalues`)."""
     opts = {**base, **dataclasses.asdict(options)}
     opts["params"] = list(options.params)
     keep_vectors = options.warm_start or options.vectors
@@ -85,13 +88,15 @@ def hessian_along(
 
     def _trace(path: Path) -> xr.Dataset:
         return hessian_trace(
-            load_checkpoint(path), batches, device=device, operator=options.operator, method=options.trace,
-            **options.groups(),
+            load(path), batches, device=device, operator=options.operator, method=options.trace,
+            loss_fn=loss_fn, **options.groups(),
         )  # fmt: skip
 
     def _diag(path: Path) -> xr.Dataset:
-        ckpt = load_checkpoint(path)
-        ds = hessian_diagonal(ckpt, batches, device=device, operator=options.operator, params=options.params or None)
+        ckpt = load(path)
+        ds = hessian_diagonal(
+            ckpt, batches, device=device, operator=options.operator, params=options.params or None, loss_fn=loss_fn
+        )
         return _full_space(ds, ckpt.model)
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -104,7 +109,7 @@ def hessian_along(
 
             def compute(path: Path = path, vectors: Path = vectors, start: Any = previous) -> xr.Dataset:
                 return hessian_eigenvalues(
-                    load_checkpoint(path), batches, k=k, device=device, operator=options.operator,
+                    load(path), batches, k=k, device=device, operator=options.operator, loss_fn=loss_fn,
                     which=options.which, tol=options.tol, max_iter=options.max_iter, criterion=options.criterion,
                     return_vectors=keep_vectors, vectors_path=vectors if keep_vectors else None,
                     vector_residuals=options.vectors, start=start if options.warm_start else None,

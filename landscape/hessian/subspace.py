@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -67,6 +67,7 @@ class ModelOperator:
         cache_single_batch: bool = True,
         chunk_size: int = 1,
         params: Sequence[str] | None = None,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ):
         if subspace not in SUBSPACES:
             raise UserError(f"unknown subspace {subspace!r}; choose from: {', '.join(SUBSPACES)}", param="subspace")
@@ -75,6 +76,7 @@ class ModelOperator:
         self.device = resolve_device(device) if device is not None else next(model.parameters()).device
         self.model = copy.deepcopy(model).to(self.device).eval()
         self.named_parameters = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+        self.loss_fn = loss_fn  # a batch-mean loss(output, target); None: cross-entropy (see the operators)
         mask = dict(mask or {})
         # names and shapes: a mask of another shape would silently select the wrong weights
         check_mask_fits(mask, self.named_parameters, error=UserError)

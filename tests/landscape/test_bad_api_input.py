@@ -4,11 +4,12 @@ masks that do not fit, naming the tensor; wrong types and misspelt options raise
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
+from landscape.connectivity.interpolate import interpolate
 from landscape.hessian import hessian_eigenvalues
-from landscape.interpolate import interpolate
 from landscape.overlap import overlap
 from landscape.surface import plane, surface
 from training.checkpoint import checkpoint_bundle, load_checkpoint
@@ -128,3 +129,30 @@ def test_a_misspelt_keyword_is_an_error(pair, batches):
     ):
         with pytest.raises(TypeError, match="unexpected keyword argument"):
             call()
+
+
+def test_the_api_never_writes_vectors_over_the_checkpoint_it_reads(tiny_run):
+    """The CLI refused this; hessian_eigenvalues(path, ..., vectors_path=path) used to replace the checkpoint."""
+    path = tiny_run.checkpoint()
+    before = path.read_bytes()
+    batch = [next(iter(checkpoint_bundle(load_checkpoint(path)).eval_loader("train", 64)))]
+    for model in (path, str(path), load_checkpoint(path)):
+        with pytest.raises(UserError, match=r"^vectors_path .* is one of the inputs"):
+            hessian_eigenvalues(model, batch, return_vectors=True, vectors_path=path)
+    assert path.read_bytes() == before
+
+
+def test_non_finite_losses_make_the_pair_not_connected(tiny_run):
+    a, b = tiny_run.checkpoint(1), tiny_run.checkpoint(2)
+    x = torch.full((8, 1, 40), float("nan"))
+    with pytest.warns(RuntimeWarning, match="non-finite loss at alpha = 0.000, 0.500, 1.000"):
+        ds = interpolate(a, b, {"test": [(x, torch.zeros(8, dtype=torch.long))]}, points=3, bn="none")
+    assert np.isnan(ds["loss"].values).all() and np.isnan(ds["error"].values).all()
+    assert not bool(ds["connected"].sel(split="test")) and np.isnan(float(ds["error_barrier"].sel(split="test")))
+
+
+def test_analyze_takes_a_single_folder_given_as_a_string(tiny_run):
+    import landscape
+
+    ds = landscape.analyze(str(tiny_run.run_dir), lmc="none", signs=True)
+    assert ds.sizes["run"] == 1 and ds["run_dir"].values[0] == str(tiny_run.run_dir)

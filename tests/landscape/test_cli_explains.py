@@ -114,7 +114,9 @@ def test_ctrl_c_in_training_says_what_was_kept_and_the_same_command_resumes(tmp_
 def test_very_long_requests_print_an_estimate_and_ctrl_c_writes_nothing(tiny_run, tmp_path, capsys, monkeypatch):
     from training.progress import Progress
 
-    interpolate_module = importlib.import_module("landscape.interpolate")  # the package exports a function so named
+    interpolate_module = importlib.import_module(
+        "landscape.connectivity.interpolate"
+    )  # the package exports a function so named
 
     clock = itertools.count(0.0, 2.0)  # every reading 2 s later: the first α "takes" 2 s
 

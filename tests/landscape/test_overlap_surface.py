@@ -105,8 +105,10 @@ def test_plane_through_three_checkpoints(tiny_run, test_batches):
     ds = plane(a, b, c, test_batches, x=[0.0, pts[1, 0]], y=[0.0], bn="none")
     assert float(ds["loss"].sel(x=0.0, y=0.0)) == pytest.approx(evaluate(a.model, test_batches)[0], rel=1e-6)
     assert float(ds["loss"].isel(x=1, y=0)) == pytest.approx(evaluate(b.model, test_batches)[0], rel=1e-4)
-    grid = plane(a, b, c, test_batches, grid=3)
+    grid = plane(a, b, c, test_batches, grid=3, bn_data=test_batches)
     assert grid.sizes["x"] == 3 and grid["point"].values.tolist() == ["a", "b", "c"]
-    assert grid.attrs["bn"] == "recalibrate"
+    assert grid.attrs["bn"] == "recalibrate" and grid.attrs["bn_data"] == "bn_data"
+    with pytest.raises(UserError, match="recalibrating BatchNorm needs training data"):
+        plane(a, b, c, test_batches, grid=3)  # never on the data it evaluates
     with pytest.raises(UserError, match="identical"):
         plane(a, a, c, test_batches)

@@ -12,9 +12,9 @@ import pytest
 import xarray as xr
 
 from landscape.cli.main import main
+from landscape.connectivity.interpolate import barrier, interpolate
 from landscape.experiments import settings
 from landscape.experiments.settings import ConnectivitySettings, CyclicSettings
-from landscape.interpolate import barrier, interpolate
 from training.config import DataConfig, ModelConfig
 from training.data import load_data
 

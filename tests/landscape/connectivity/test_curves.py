@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import landscape
-from landscape.curves import curve_point, evaluate_curve, fit_curve, midpoint_bend, path_length
-from tests.landscape.test_align import make_checkpoint
+from landscape.connectivity.curves import curve_point, evaluate_curve, fit_curve, midpoint_bend, path_length
+from tests.landscape.connectivity.test_align import make_checkpoint
 from tests.landscape.test_cli import run_cli
 from training.config import DataConfig
 from training.data import load_data

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from landscape.connectivity.interpolate import barrier_variables
 from landscape.experiments.alignment import _summary
-from landscape.interpolate import barrier_variables
 from landscape.plot import plot_alignment_and_curves, plot_paths
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import landscape
-from landscape.pairs import compare_runs, final_checkpoint
+from landscape.connectivity.pairs import compare_runs, final_checkpoint
 from tests.helpers import tiny_config
 from tests.landscape.test_cli import run_cli
 from training.config import DataConfig

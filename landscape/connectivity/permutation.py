@@ -10,20 +10,46 @@ the alignment of ``B`` to ``A`` is ``π⁻¹`` (:func:`inverse`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 
 from training.checkpoint import Checkpoint
 from training.errors import UserError
-from training.models import PermutationGroup, permutation_groups
+from training.models import PERMUTATIONS, PermutationGroup, permutation_groups
+from training.models.permutations import check_groups
 
 Permutation = dict[str, torch.Tensor]
 
 
-def groups_of(ckpt: Checkpoint) -> list[PermutationGroup]:
-    """The permutation groups declared for ``ckpt``'s model (a clear :class:`UserError` if it has none)."""
-    return permutation_groups(ckpt.meta["model"], ckpt.model)
+def groups_of(ckpt: Checkpoint, example: torch.Tensor | None = None) -> list[PermutationGroup]:
+    """The permutation groups of ``ckpt``'s model: those declared for a registry model, else derived by
+    tracing the model with ``torch.fx`` on the ``example`` inputs
+    (:func:`landscape.connectivity.structure.derive_groups`;
+    a one-line :class:`UserError` for an operation it cannot handle, or without ``example``)."""
+    if ckpt.meta.get("model") in PERMUTATIONS:
+        return permutation_groups(ckpt.meta["model"], ckpt.model)
+    if example is None:
+        raise UserError(
+            f"model {ckpt.meta.get('model')} declares no permutation structure; deriving it needs example inputs "
+            "(pass data to the alignment)",
+            param="data",
+        )
+    from landscape.connectivity.structure import derive_groups
+
+    groups = derive_groups(ckpt.model, example)
+    check_groups(ckpt.model, groups)
+    return groups
+
+
+def example_inputs(data: Iterable | None) -> torch.Tensor | None:
+    """The inputs of the first batch of ``data`` (the example :func:`groups_of` traces with), or ``None``."""
+    if data is None:
+        return None
+    for batch in data:
+        inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return inputs[:2].cpu() if isinstance(inputs, torch.Tensor) else None
+    return None
 
 
 def expand(perm: torch.Tensor, block: int) -> torch.Tensor:

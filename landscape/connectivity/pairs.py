@@ -4,8 +4,8 @@ and with permutation alignment.
 
 For every pair (``pairs="all"``: every two runs, in the order given; ``"consecutive"``: each run with
 the next) and every method in ``align`` (``"none"`` first, then e.g. ``"weight-matching"``), B is
-aligned to A (:func:`landscape.align.align`) and the path between them evaluated
-(:func:`landscape.interpolate.interpolate`). Each piece is cached in run A's ``analysis/`` folder,
+aligned to A (:func:`landscape.connectivity.align.align`) and the path between them evaluated
+(:func:`landscape.connectivity.interpolate.interpolate`). Each piece is cached in run A's ``analysis/`` folder,
 keyed by both files' sha256 and the options, as :func:`landscape.analysis.analyze` does.
 
 The result has dims ``pair``, ``align``, ``split``, ``alpha`` and variables prefixed ``pair_`` so that
@@ -27,9 +27,9 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from landscape.align import ALIGN_METHODS
 from landscape.analysis import _Cache, _key, run_points
-from landscape.interpolate import interpolate
+from landscape.connectivity.align import ALIGN_METHODS
+from landscape.connectivity.interpolate import interpolate
 from training import __version__
 from training.checkpoint import checkpoint_bundle, load_checkpoint
 from training.errors import UserError

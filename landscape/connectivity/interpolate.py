@@ -7,7 +7,7 @@ the masked networks m_A⊙θ_A and m_B⊙θ_B. ``torch.lerp`` is used, which ret
 and θ_B exactly at α = 1. Integer buffers (``num_batches_tracked``) are taken from A.
 
 Alignment. ``align="weight-matching"`` or ``"activation-matching"`` first permutes B's hidden units
-to match A (:func:`landscape.align.align`; B's function and mask are unchanged), so the path runs
+to match A (:func:`landscape.connectivity.align.align`; B's function and mask are unchanged), so the path runs
 between A and the aligned B. The method, the permutation cost before and after, and the fraction of
 units moved are recorded as ``align_*`` attrs.
 
@@ -16,7 +16,7 @@ statistics at every α and recomputes them as a cumulative average over ``bn_dat
 (``torch.optim.swa_utils.update_bn``, as dnn-mode-connectivity's ``update_bn``), under a fixed RNG
 seed so every α sees the same batches. ``bn="none"`` evaluates the interpolated running statistics
 as they are (faithful to the authors' code, which never recalibrates). ``bn="repair"`` (networks
-without BatchNorm) applies REPAIR (Jordan et al. 2023, :mod:`landscape.repair`) at every inner α,
+without BatchNorm) applies REPAIR (Jordan et al. 2023, :mod:`landscape.connectivity.repair`) at every inner α,
 with statistics measured on ``bn_data``.
 
 Barriers. For a metric f along the path (loss in nats, error as a fraction) both definitions are
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -39,11 +40,12 @@ import torch
 import xarray as xr
 from torch import nn
 
-from landscape.align import align as align_checkpoints
-from landscape.permutation import groups_of
-from landscape.repair import channel_stats, interpolate_stats, repair
+from landscape.connectivity.align import align as align_checkpoints
+from landscape.connectivity.permutation import example_inputs, groups_of
+from landscape.connectivity.repair import channel_stats, interpolate_stats, repair
 from landscape.results import provenance
-from training.checkpoint import Checkpoint, as_checkpoint, check_compatible, check_same_data
+from landscape.sources import as_source, check_batches, resolve_loss
+from training.checkpoint import Checkpoint, check_compatible, check_same_data
 from training.checks import AT_LEAST_ONE, POSITIVE, Range, check_number
 from training.errors import DataError, UserError
 from training.evaluate import evaluate, resolve_device
@@ -94,17 +96,20 @@ def has_batchnorm(model: nn.Module) -> bool:
 @torch.no_grad()
 def recalibrate_bn(
     model: nn.Module, data: Iterable, device: torch.device, batches: int | None = None, seed: int = 0
-) -> None:
+) -> int:
     """Reset BatchNorm running statistics and recompute them as a cumulative average over ``data``
     (at most ``batches`` batches) in train mode; the model's mode is restored. RNG draws made while
-    iterating ``data`` (augmentation) use a fixed ``seed`` and leave the caller's RNG untouched."""
+    iterating ``data`` (augmentation) use a fixed ``seed`` and leave the caller's RNG untouched.
+    Returns the number of samples the statistics were computed from."""
     check_number(batches, "bn_batches", AT_LEAST_ONE)
     source = data if batches is None else itertools.islice(data, batches)
-    seen = [0]
+    seen = [0, 0]  # batches, samples
 
     def counted() -> Iterable:
         for batch in source:
             seen[0] += 1
+            inputs = batch[0] if isinstance(batch, (list, tuple)) else batch
+            seen[1] += len(inputs)
             yield batch
 
     with torch.random.fork_rng(devices=[]):
@@ -112,6 +117,27 @@ def recalibrate_bn(
         torch.optim.swa_utils.update_bn(counted(), model, device=device)
     if not seen[0] and has_batchnorm(model):  # update_bn would have reset the statistics to mean 0, variance 1
         raise DataError("BatchNorm recalibration got no batches; give it training data")
+    return seen[1]
+
+
+def recalibration_data(
+    splits: Mapping[str, Iterable], bn_data: Iterable | None, needed: bool
+) -> tuple[Iterable | None, str]:
+    """``(batches, where from)``: the data that recalibrates BatchNorm (and measures REPAIR's statistics):
+    ``bn_data``, else the ``train`` split of ``splits``. Never the data being evaluated: when neither is
+    given and the analysis ``needed`` them, a :class:`UserError` says what to pass."""
+    if bn_data is not None:
+        check_batches(bn_data, "bn_data")
+        return bn_data, "bn_data"
+    if "train" in splits:
+        return splits["train"], "train"
+    if needed:
+        raise UserError(
+            "recalibrating BatchNorm needs training data: pass bn_data (training batches) or a 'train' split "
+            "in data, or bn='none'; the data being evaluated is never used for it",
+            param="bn_data",
+        )
+    return None, "none"
 
 
 def as_splits(data: Any) -> dict[str, Iterable]:
@@ -119,35 +145,45 @@ def as_splits(data: Any) -> dict[str, Iterable]:
     if isinstance(data, Mapping):
         if not data:
             raise UserError("no data splits given")
-        return dict(data)
-    return {"data": data}
+        splits = dict(data)
+    else:
+        splits = {"data": data}
+    for name, split in splits.items():
+        check_batches(split, "data" if name == "data" and not isinstance(data, Mapping) else f"data split {name}")
+    return splits
 
 
 def barrier_variables(
     coord: str,
     grid: np.ndarray,
     loss: np.ndarray,
-    error: np.ndarray,
+    error: np.ndarray | None,
     *,
     barrier_kind: str = "endpoint-mean",
     connected_threshold: float = CONNECTED_THRESHOLD,
+    loss_name: str = "cross-entropy",
 ) -> dict[str, Any]:
     """The curves ``loss``/``error`` (split × ``coord``) and their barriers as Dataset variables:
     ``loss``, ``error``, ``{loss,error}_barrier_{endpoint_mean,chord}``, ``{loss,error}_barrier``
     (``barrier_kind``'s) and ``connected`` (error barrier < ``connected_threshold``), with units and
-    definitions in their attrs."""
+    definitions in their attrs. Without classification targets (``error`` is ``None``) the error
+    variables and ``connected`` are absent; the loss barriers are still there."""
     kind = barrier_definition(barrier_kind)
-    out: dict[str, Any] = {
-        "loss": xr.Variable(("split", coord), loss, {"units": "nats (mean cross-entropy)"}),
-        "error": xr.Variable(("split", coord), error, {"units": "fraction (1 - accuracy)"}),
-    }
+    units = "nats (mean cross-entropy)" if loss_name == "cross-entropy" else f"mean {loss_name} per sample"
+    out: dict[str, Any] = {"loss": xr.Variable(("split", coord), loss, {"units": units})}
+    metrics = [("loss", loss)]
+    if error is not None:
+        out["error"] = xr.Variable(("split", coord), error, {"units": "fraction (1 - accuracy)"})
+        metrics.append(("error", error))
     for name, definition in (("endpoint_mean", "endpoint-mean"), ("chord", "chord")):
-        for metric, values in (("loss", loss), ("error", error)):
+        for metric, values in metrics:
             out[f"{metric}_barrier_{name}"] = xr.Variable(
                 "split", [barrier(grid, row, definition) for row in values], {"definition": definition}
             )
-    for metric in ("loss", "error"):
+    for metric, _ in metrics:
         out[f"{metric}_barrier"] = out[f"{metric}_barrier_{kind.replace('-', '_')}"].copy()
+    if error is None:
+        return out
     connected = out["error_barrier"].values < connected_threshold
     out["connected"] = xr.Variable(
         "split",
@@ -171,17 +207,29 @@ def interpolate(
     align: str = "none",
     align_data: Iterable | None = None,
     allow_different_data: bool = False,
+    model: str | None = None,
+    model_args: Mapping[str, Any] | None = None,
+    mask: str = "auto",
+    loss_fn: str | Callable | None = None,
     device: str | torch.device = "cpu",
     quiet: bool = True,
 ) -> xr.Dataset:
     """Evaluate loss and error along θ(α) = (1 − α)θ_A + αθ_B and compute the barriers.
 
+    The checkpoints are landscape checkpoints, :class:`~training.checkpoint.Checkpoint` objects,
+    ``nn.Module`` objects, or any file :func:`landscape.sources.load` reads with ``model`` (a spec),
+    ``model_args`` and ``mask``. ``loss_fn`` is ``None``/``"cross-entropy"``, ``"mse"``, a callable
+    ``(output, target) → batch mean`` or a ``"package.module:callable"`` name; the error (and
+    ``connected``) exists only for classification targets.
+
     ``data`` is an iterable of ``(inputs, targets)`` batches (a DataLoader or a list), or a mapping
-    ``{split name: iterable}``; a bare iterable is labelled split ``"data"``. ``bn_data`` (for
-    recalibration and REPAIR) defaults to ``data``, or to its ``"train"`` split (else its first split)
-    when ``data`` is a mapping. ``bn`` is ``"recalibrate"`` (a no-op for models without BatchNorm),
-    ``"none"`` or ``"repair"`` (models without BatchNorm). ``align`` is ``"none"``,
-    ``"weight-matching"`` or ``"activation-matching"`` (on ``align_data``, default ``bn_data``).
+    ``{split name: iterable}``; a bare iterable is labelled split ``"data"``. ``bn_data`` (training
+    batches for recalibration and REPAIR) defaults to the ``"train"`` split of ``data``; the data being
+    evaluated is never used for it, so a model with BatchNorm and neither is refused
+    (:func:`recalibration_data`; attrs ``bn_data`` and ``bn_samples`` record which and how many samples).
+    ``bn`` is ``"recalibrate"`` (a no-op for models without BatchNorm), ``"none"`` or ``"repair"``
+    (models without BatchNorm). ``align`` is ``"none"``, ``"weight-matching"`` or
+    ``"activation-matching"`` (on ``align_data``, default ``bn_data``).
 
     Checkpoints trained on different data (:func:`~training.checkpoint.check_same_data`) are refused
     unless ``allow_different_data``; non-finite weights always are (:func:`~training.checkpoint.as_checkpoint`).
@@ -198,24 +246,25 @@ def interpolate(
     if bn not in BN_MODES:
         raise UserError(f"unknown BN mode {bn!r}; choose from: {', '.join(BN_MODES)}", param="bn")
     kind = barrier_definition(barrier_kind)
-    a, b = as_checkpoint(ckpt_a), as_checkpoint(ckpt_b)
+    fn, loss_name = resolve_loss(loss_fn)
+    a, b = (as_source(c, model=model, model_args=model_args, mask=mask, param=p) for c, p in (
+        (ckpt_a, "ckpt_a"), (ckpt_b, "ckpt_b")))  # fmt: skip
     check_compatible(a, b)
     if not allow_different_data:
         check_same_data(a, b)
     splits = as_splits(data)
-    if bn_data is None:
-        bn_data = splits.get("train", next(iter(splits.values())))
     device = resolve_device(device)
     if bn == "repair" and has_batchnorm(a.model):
         raise UserError(
             "bn 'repair' is for networks without BatchNorm; this model has BatchNorm: use recalibrate", param="bn"
         )
+    use_bn = bn == "recalibrate" and has_batchnorm(a.model)
+    bn_data, bn_from = recalibration_data(splits, bn_data, needed=use_bn or bn == "repair")
     aligned = b
     if align != "none":
-        aligned = align_checkpoints(a, b, align, align_data if align_data is not None else bn_data, device=device)
+        aligned = align_checkpoints(a, b, align, _alignment_data(align, align_data, bn_data, splits), device=device)
 
     model = copy.deepcopy(a.model).to(device)  # never mutate the caller's model
-    use_bn = bn == "recalibrate" and has_batchnorm(model)
     repair_targets = _repair_targets(a, aligned, bn_data, bn_batches, device) if bn == "repair" else None
     state_a = {k: v.to(device) for k, v in a.state.items()}
     state_b = {k: v.to(device) for k, v in aligned.state.items()}
@@ -226,7 +275,8 @@ def interpolate(
 
     loss = np.zeros((len(splits), points))
     error = np.zeros((len(splits), points))
-    stored = _stored_endpoints(model, (state_a, state_b), splits, device) if use_bn else None
+    bn_samples = 0
+    stored = _stored_endpoints(model, (state_a, state_b), splits, device, fn) if use_bn else None
     progress = Progress(points, "interpolate", "α", quiet=quiet, lines=20)
     for i, alpha in enumerate(alphas):
         with torch.no_grad():
@@ -236,13 +286,13 @@ def interpolate(
                 if not v.is_floating_point():
                     target[k].copy_(v)
         if use_bn:
-            recalibrate_bn(model, bn_data, device, bn_batches)
+            bn_samples = recalibrate_bn(model, bn_data, device, bn_batches)
         hooks = None
         if repair_targets is not None and 0.0 < alpha < 1.0:  # the endpoints are their own targets
             hooks = repair(model, interpolate_stats(*repair_targets, float(alpha)), bn_data, device, bn_batches)
         try:
             for j, split_data in enumerate(splits.values()):
-                loss[j, i], error[j, i] = evaluate(model, split_data, device)
+                loss[j, i], error[j, i] = _nan_if_none(evaluate(model, split_data, device, fn))
         finally:
             if hooks is not None:
                 hooks.remove()
@@ -253,24 +303,64 @@ def interpolate(
         **provenance(a=a, b=b),
         "bn": bn if (use_bn or bn == "repair") else "none",
         "bn_batches": -1 if bn_batches is None else int(bn_batches),
+        "bn_data": bn_from if (use_bn or bn == "repair") else "none",
+        "bn_samples": bn_samples if use_bn else 0,
+        "loss": loss_name,
         "barrier_definition": kind,
         "connected_threshold": connected_threshold,
         "path": "theta(alpha) = (1 - alpha) * theta_a + alpha * theta_b over the full state dict",
         **(aligned.meta["alignment"] if align != "none" else {"align_method": "none"}),
     }
+    has_error = not np.isnan(error).any()
+    _non_finite_points(loss, error, alphas)
     variables = barrier_variables(
-        "alpha", alphas, loss, error, barrier_kind=kind, connected_threshold=connected_threshold
-    )
+        "alpha", alphas, loss, error if has_error else None, barrier_kind=kind,
+        connected_threshold=connected_threshold, loss_name=loss_name,
+    )  # fmt: skip
     coords: dict[str, Any] = {"split": list(splits), "alpha": alphas}
     if stored is not None:
         note = "the endpoint evaluated as stored, with its own BatchNorm running statistics (no recalibration)"
         variables["stored_loss"] = xr.Variable(("split", "endpoint"), stored[0], {"units": "nats", "note": note})
-        variables["stored_error"] = xr.Variable(("split", "endpoint"), stored[1], {"units": "fraction", "note": note})
+        if has_error:
+            variables["stored_error"] = xr.Variable(
+                ("split", "endpoint"), stored[1], {"units": "fraction", "note": note}
+            )
         coords["endpoint"] = ["a", "b"]
     return xr.Dataset(variables, coords=coords, attrs=attrs)
 
 
-def _stored_endpoints(model: nn.Module, states: tuple, splits: Mapping[str, Iterable], device: torch.device):
+def _non_finite_points(loss: np.ndarray, error: np.ndarray, alphas: np.ndarray) -> None:
+    """A non-finite loss makes its point's error NaN too (the argmax of NaN outputs is meaningless), so its
+    barriers are NaN and the pair is not connected; said once, as a warning."""
+    bad = ~np.isfinite(loss)
+    if bad.any():
+        error[bad] = np.nan
+        where = ", ".join(f"{a:.3f}" for a in alphas[bad.any(axis=0)][:5])
+        warnings.warn(f"non-finite loss at alpha = {where}: those points are NaN and the pair is not connected",
+                      RuntimeWarning, stacklevel=3)  # fmt: skip
+
+
+def _alignment_data(
+    method: str, align_data: Iterable | None, bn_data: Iterable | None, splits: Mapping[str, Iterable]
+) -> Iterable | None:
+    """The data alignment reads: ``align_data``, else the recalibration data. Weight matching uses data
+    only to trace a model's structure (input shapes), so any split serves it; activation matching
+    correlates activations and never takes the data being evaluated."""
+    if align_data is not None or bn_data is not None:
+        return align_data if align_data is not None else bn_data
+    if method == "activation-matching":
+        raise UserError("activation matching needs training data: pass align_data or bn_data", param="align_data")
+    return next(iter(splits.values()))
+
+
+def _nan_if_none(result: tuple[float, float | None]) -> tuple[float, float]:
+    """``(loss, error)`` with a missing error (no classification targets) as NaN, for the arrays."""
+    return result[0], float("nan") if result[1] is None else result[1]
+
+
+def _stored_endpoints(
+    model: nn.Module, states: tuple, splits: Mapping[str, Iterable], device: torch.device, loss_fn: Callable | None
+):
     """``(loss, error)`` arrays (split × endpoint) of the endpoints' full stored states, not recalibrated."""
     loss, error = np.zeros((len(splits), 2)), np.zeros((len(splits), 2))
     target = model.state_dict()
@@ -279,11 +369,11 @@ def _stored_endpoints(model: nn.Module, states: tuple, splits: Mapping[str, Iter
             for k, v in state.items():
                 target[k].copy_(v)
         for j, split_data in enumerate(splits.values()):
-            loss[j, e], error[j, e] = evaluate(model, split_data, device)
+            loss[j, e], error[j, e] = _nan_if_none(evaluate(model, split_data, device, loss_fn))
     return loss, error
 
 
 def _repair_targets(a: Checkpoint, b: Checkpoint, data: Iterable, batches: int | None, device: torch.device):
     """The endpoints' per-channel statistics at the modules the model declares as activations."""
-    names = sorted({n for g in groups_of(a) for n in g.activations})
+    names = sorted({n for g in groups_of(a, example_inputs(data)) for n in g.activations})
     return tuple(channel_stats(copy.deepcopy(c.model).to(device), names, data, device, batches) for c in (a, b))

@@ -21,8 +21,8 @@ both endpoints and outside the bend's mask are therefore exactly zero all along 
 
 Evaluation (:func:`evaluate_curve`). At ``points`` evenly spaced values of t the network φ(t) (float
 buffers interpolated linearly, then, for models with BatchNorm, recalibrated on ``bn_data`` as in
-:func:`landscape.interpolate.recalibrate_bn`) is evaluated on each split; the Dataset has the same
-barrier variables as :func:`landscape.interpolate.interpolate` with ``t`` in place of ``alpha``, and
+:func:`landscape.connectivity.interpolate.recalibrate_bn`) is evaluated on each split; the Dataset has the same
+barrier variables as :func:`landscape.connectivity.interpolate.interpolate` with ``t`` in place of ``alpha``, and
 the path length ∫‖φ'(t)‖dt over the parameters (64-point Gauss-Legendre for the Bezier curve).
 """
 
@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,18 +40,21 @@ from torch.func import functional_call
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from landscape.align import align as align_checkpoints
-from landscape.interpolate import (
+from landscape.connectivity.align import align as align_checkpoints
+from landscape.connectivity.interpolate import (
     AT_LEAST_TWO,
     CONNECTED_THRESHOLD,
+    _nan_if_none,
     as_splits,
     barrier_definition,
     barrier_variables,
     has_batchnorm,
     recalibrate_bn,
+    recalibration_data,
 )
 from landscape.results import provenance
-from training.checkpoint import Checkpoint, as_checkpoint, check_compatible, check_same_data
+from landscape.sources import as_source, resolve_loss
+from training.checkpoint import Checkpoint, check_compatible, check_same_data
 from training.checks import AT_LEAST_ONE, COUNT, FRACTION, NON_NEGATIVE, POSITIVE, check_number
 from training.errors import DivergedError, UserError
 from training.evaluate import evaluate, resolve_device
@@ -118,6 +122,7 @@ def fit_curve(
     weight_decay: float = 0.0,
     mask: str = "union",
     seed: int = 0,
+    loss_fn: str | Callable | None = None,
     device: str | torch.device = "cpu",
     quiet: bool = True,
 ) -> Checkpoint:
@@ -134,7 +139,9 @@ def fit_curve(
     check_number(lr, "lr", POSITIVE)
     check_number(momentum, "momentum", FRACTION)
     check_number(weight_decay, "weight_decay", NON_NEGATIVE)
-    a, b = as_checkpoint(ckpt_a), as_checkpoint(ckpt_b)
+    fn, _ = resolve_loss(loss_fn)
+    fn = fn or F.cross_entropy
+    a, b = as_source(ckpt_a, param="ckpt_a"), as_source(ckpt_b, param="ckpt_b")
     bend = midpoint_bend(a, b, mask)
     device = resolve_device(device)
     names = _param_names(a)
@@ -154,7 +161,7 @@ def fit_curve(
             x, y = x.to(device), y.to(device)
             t = float(torch.rand((), generator=gen))
             params = {n: curve_point(kind, ends[0][n], theta_c[n], ends[1][n], t) for n in names}
-            loss = F.cross_entropy(functional_call(model, {**params, **buffers}, (x,)), y)
+            loss = fn(functional_call(model, {**params, **buffers}, (x,)), y)
             opt.zero_grad(set_to_none=False)
             loss.backward()
             with torch.no_grad():
@@ -222,14 +229,15 @@ def evaluate_curve(
     bn_batches: int | None = None,
     barrier_kind: str = "endpoint-mean",
     connected_threshold: float = CONNECTED_THRESHOLD,
+    loss_fn: str | Callable | None = None,
     device: str | torch.device = "cpu",
     quiet: bool = True,
 ) -> xr.Dataset:
     """Loss and error along the ``kind`` curve through ``bend`` at ``points`` values of t; see the
-    module doc. ``data`` and ``bn_data`` as in :func:`landscape.interpolate.interpolate`.
+    module doc. ``data`` and ``bn_data`` as in :func:`landscape.connectivity.interpolate.interpolate`.
 
     Returns ``loss(split, t)``, ``error(split, t)``, the barrier variables of
-    :func:`landscape.interpolate.barrier_variables`, ``path_length`` and ``linear_path_length``
+    :func:`landscape.connectivity.interpolate.barrier_variables`, ``path_length`` and ``linear_path_length``
     (parameter-space lengths of the curve and of the straight line), ``train_loss(epoch)`` when the
     bend was trained, and provenance attrs for ``a``, ``b`` and ``bend``.
     """
@@ -237,15 +245,15 @@ def evaluate_curve(
     check_number(bn_batches, "bn_batches", AT_LEAST_ONE)
     if kind not in CURVE_KINDS:
         raise UserError(f"kind must be one of {', '.join(CURVE_KINDS)}; got {kind!r}", param="kind")
-    a, b = as_checkpoint(ckpt_a), as_checkpoint(ckpt_b)
+    fn, loss_name = resolve_loss(loss_fn)
+    a, b = as_source(ckpt_a, param="ckpt_a"), as_source(ckpt_b, param="ckpt_b")
     check_compatible(a, b)
     check_compatible(a, bend)
     splits = as_splits(data)
-    if bn_data is None:
-        bn_data = splits.get("train", next(iter(splits.values())))
     device = resolve_device(device)
     model = copy.deepcopy(a.model).to(device)
     use_bn = has_batchnorm(model)
+    bn_data, bn_from = recalibration_data(splits, bn_data, needed=use_bn)
     names = set(_param_names(a))
     ends = [{k: v.to(device) for k, v in c.state.items()} for c in (a, b)]
     mid = {k: bend.state[k].to(device) for k in names}
@@ -266,10 +274,11 @@ def evaluate_curve(
         if use_bn:
             recalibrate_bn(model, bn_data, device, bn_batches)
         for j, split_data in enumerate(splits.values()):
-            loss[j, i], error[j, i] = evaluate(model, split_data, device)
+            loss[j, i], error[j, i] = _nan_if_none(evaluate(model, split_data, device, fn))
     variables = barrier_variables(
-        "t", ts, loss, error, barrier_kind=barrier_kind, connected_threshold=connected_threshold
-    )
+        "t", ts, loss, None if np.isnan(error).any() else error, barrier_kind=barrier_kind,
+        connected_threshold=connected_threshold, loss_name=loss_name,
+    )  # fmt: skip
     variables["path_length"] = xr.Variable((), path_length(kind, a, bend, b), {"units": "L2 norm of parameters"})
     variables["linear_path_length"] = xr.Variable(
         (), path_length("line", a, bend, b), {"units": "L2 norm of parameters"}
@@ -282,9 +291,11 @@ def evaluate_curve(
     attrs = {
         **provenance(a=a, b=b),
         "kind": kind,
+        "loss": loss_name,
         "curve": json.dumps({k: v for k, v in info.items() if k != "train_loss"}, sort_keys=True),
         "bn": "recalibrate" if use_bn else "none",
         "bn_batches": -1 if bn_batches is None else int(bn_batches),
+        "bn_data": bn_from,
         "barrier_definition": barrier_definition(barrier_kind),
         "connected_threshold": connected_threshold,
         **b.meta.get("alignment", {"align_method": "none"}),
@@ -312,29 +323,36 @@ def curve(
     connected_threshold: float = CONNECTED_THRESHOLD,
     seed: int = 0,
     allow_different_data: bool = False,
+    model: str | None = None,
+    model_args: Mapping[str, Any] | None = None,
+    checkpoint_mask: str = "auto",
+    loss_fn: str | Callable | None = None,
     device: str | torch.device = "cpu",
     quiet: bool = True,
 ) -> tuple[xr.Dataset, Checkpoint]:
-    """Align B to A (``align``, as in :func:`landscape.interpolate.interpolate`), train a ``kind``
+    """Align B to A (``align``, as in :func:`landscape.connectivity.interpolate.interpolate`), train a ``kind``
     curve's bend (:func:`fit_curve`) and evaluate the curve (:func:`evaluate_curve`). Returns the
     Dataset and the bend checkpoint. Checkpoints trained on different data are refused unless
-    ``allow_different_data``."""
-    a, b = as_checkpoint(ckpt_a), as_checkpoint(ckpt_b)
+    ``allow_different_data``. Other files load with ``model``, ``model_args`` and ``checkpoint_mask``
+    (the ``mask`` of :func:`landscape.sources.load`; ``mask`` here is the bend's); ``loss_fn`` as in
+    :func:`landscape.interpolate`, for training the bend and evaluating the curve."""
+    source = {"model": model, "model_args": model_args, "mask": checkpoint_mask}
+    a, b = as_source(ckpt_a, param="ckpt_a", **source), as_source(ckpt_b, param="ckpt_b", **source)
     check_compatible(a, b)
     if not allow_different_data:
         check_same_data(a, b)
     check_number(points, "points", AT_LEAST_TWO)  # before an hour of training the bend
     splits = as_splits(data)
-    if bn_data is None:
-        bn_data = splits.get("train", next(iter(splits.values())))
+    bn_data, _ = recalibration_data(splits, bn_data, needed=has_batchnorm(a.model) or align == "activation-matching")
     if align != "none":
         b = align_checkpoints(a, b, align, bn_data, device=device)
     bend = fit_curve(
         a, b, train_data, kind=kind, epochs=epochs, lr=lr, momentum=momentum, weight_decay=weight_decay,
-        mask=mask, seed=seed, device=device, quiet=quiet,
+        mask=mask, seed=seed, loss_fn=loss_fn, device=device, quiet=quiet,
     )  # fmt: skip
     ds = evaluate_curve(
         a, b, bend, splits, kind=kind, points=points, bn_data=bn_data, bn_batches=bn_batches,
-        barrier_kind=barrier_kind, connected_threshold=connected_threshold, device=device, quiet=quiet,
+        barrier_kind=barrier_kind, connected_threshold=connected_threshold, loss_fn=loss_fn, device=device,
+        quiet=quiet,
     )  # fmt: skip
     return ds, bend

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from torch.nn import functional as F
 
 import landscape
-from landscape.interpolate import barrier, recalibrate_bn
+from landscape.connectivity.interpolate import barrier, recalibrate_bn
 from tests.helpers import checkpoint_meta, tiny_config
 from training.checkpoint import save_checkpoint
 from training.config import DataConfig
@@ -249,3 +249,21 @@ def test_samples_option_on_hessian_and_surface(tmp_path, tiny_run, capsys):
     assert "60 samples" in stdout  # one batch of the whole 60-sample subset
     h = landscape.load_dataset(tmp_path / "h.nc")
     assert h.attrs["samples"] == 60 and h.attrs["samples_seed"] == 2
+
+
+def test_batchnorm_is_never_recalibrated_on_the_evaluated_data(tiny_run, data):
+    """The README's example once recalibrated on the test split, the only one it gave; now the training
+    batches come from bn_data or a train split, and the result says which and how many samples."""
+    a, b = tiny_run.checkpoint(1), tiny_run.checkpoint(2)
+    with pytest.raises(UserError, match="recalibrating BatchNorm needs training data: pass bn_data"):
+        landscape.interpolate(a, b, {"test": data["test"]}, points=3)
+    given = landscape.interpolate(a, b, {"test": data["test"]}, bn_data=data["train"], points=3)
+    split = landscape.interpolate(a, b, data, points=3)
+    assert (given.attrs["bn_data"], split.attrs["bn_data"]) == ("bn_data", "train")
+    n_train = sum(len(y) for _, y in data["train"])
+    assert given.attrs["bn_samples"] == split.attrs["bn_samples"] == n_train
+    np.testing.assert_array_equal(given["loss"].sel(split="test").values, split["loss"].sel(split="test").values)
+    leaked = landscape.interpolate(a, b, {"test": data["test"]}, bn_data=data["test"], points=3)
+    assert not np.array_equal(leaked["loss"].values, given["loss"].values)  # the statistics did depend on it
+    plain = landscape.interpolate(a, b, {"test": data["test"]}, bn="none", points=3)
+    assert (plain.attrs["bn_data"], plain.attrs["bn_samples"]) == ("none", 0)

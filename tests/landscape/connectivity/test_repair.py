@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import landscape
-from landscape.repair import channel_stats, interpolate_stats, repair
-from tests.landscape.test_align import make_checkpoint
+from landscape.connectivity.repair import channel_stats, interpolate_stats, repair
+from tests.landscape.connectivity.test_align import make_checkpoint
 from training.errors import UserError
 from training.evaluate import evaluate
 
@@ -54,9 +54,9 @@ def test_repaired_channels_have_the_target_statistics(data):
 
 def test_repair_path_between_a_network_and_itself_is_flat_and_endpoints_exact(data):
     a, b = make_checkpoint("mlp", 0), make_checkpoint("mlp", 1)
-    flat = landscape.interpolate(a, a, data, points=5, bn="repair")
+    flat = landscape.interpolate(a, a, data, points=5, bn="repair", bn_data=data)
     np.testing.assert_allclose(flat["loss"].values, np.broadcast_to(flat["loss"].values[:, :1], (1, 5)), rtol=1e-5)
-    ds = landscape.interpolate(a, b, data, points=5, bn="repair")
+    ds = landscape.interpolate(a, b, data, points=5, bn="repair", bn_data=data)
     assert ds.attrs["bn"] == "repair"
     assert ds["loss"].values[0, 0] == evaluate(a.model, data)[0]
     assert ds["loss"].values[0, -1] == evaluate(b.model, data)[0]

@@ -9,13 +9,13 @@ import pytest
 import torch
 
 import landscape
-from landscape.align import activation_matching, find_alignment, permutation_cost, weight_matching
-from landscape.permutation import groups_of, inverse, permute, random_permutation, units_moved
+from landscape.connectivity.align import activation_matching, find_alignment, permutation_cost, weight_matching
+from landscape.connectivity.permutation import groups_of, inverse, permute, random_permutation, units_moved
 from tests.helpers import checkpoint_meta
 from training.checkpoint import Checkpoint
 from training.config import DataConfig
 from training.data import load_data
-from training.errors import ConfigError, UserError
+from training.errors import UserError
 from training.models import PERMUTATIONS, build
 
 SHAPES = {  # small widths and inputs so every model runs in well under a second (resnet50: a few seconds)
@@ -88,7 +88,7 @@ def test_activation_matching_recovers_a_permutation_and_barrier_is_zero(name):
     ]
     perms = activation_matching(a, b, data, groups)
     assert all(torch.equal(perms[g], inverse(applied)[g]) for g in applied)
-    ds = landscape.interpolate(a, b, data, points=5, bn="none", align="activation-matching")
+    ds = landscape.interpolate(a, b, data, points=5, bn="none", align="activation-matching", align_data=data)
     assert ds["loss_barrier"].item() == 0.0 and ds["error_barrier"].item() == 0.0
     assert np.ptp(ds["loss"].values) == 0.0  # the aligned B is A: the path is a point
     assert ds.attrs["align_method"] == "activation-matching" and ds.attrs["align_cost_after"] == 0.0
@@ -128,8 +128,8 @@ def test_bad_alignment_requests_are_clear_errors(monkeypatch):
         landscape.align(a, a, "magic")
     with pytest.raises(UserError, match="activation matching needs data"):
         landscape.align(a, a, "activation-matching")
-    monkeypatch.delitem(PERMUTATIONS, "mlp")
-    with pytest.raises(ConfigError, match="declares no permutation structure"):
+    monkeypatch.delitem(PERMUTATIONS, "mlp")  # undeclared: derived by tracing, which needs example inputs
+    with pytest.raises(UserError, match="declares no permutation structure; deriving it needs example inputs"):
         landscape.align(a, a)
 
 
@@ -157,14 +157,14 @@ def test_every_model_aligns_interpolates_and_curves_on_synthetic_data(name):
     gen = torch.Generator().manual_seed(5)
     shape = SHAPES[name][1]
     data = [(torch.randn(8, *shape, generator=gen), torch.randint(0, 10, (8,), generator=gen)) for _ in range(2)]
-    line = landscape.interpolate(a, b, data, points=3, align="activation-matching")
+    line = landscape.interpolate(a, b, data, points=3, bn_data=data, align="activation-matching")
     assert (
         np.isfinite(line["loss"].values).all()
         and line.attrs["align_cost_after"] <= line.attrs["align_cost_before"] * 1.5
     )
     # weight matching on every model is covered by the recovery test (on two independent resnet50s it
     # takes about 20 s on 2 cores: 18 coordinate-descent sweeps), so the curve aligns by activations too
-    ds, bend = landscape.curve(a, b, data, data, epochs=1, points=3, lr=0.01, align="activation-matching")
+    ds, bend = landscape.curve(a, b, data, data, epochs=1, points=3, lr=0.01, align="activation-matching", bn_data=data)
     assert np.isfinite(ds["loss"].values).all() and ds["connected"].dtype == bool
     for key, m in bend.mask.items():
         assert torch.equal(bend.state[key][~m], torch.zeros_like(bend.state[key][~m]))

@@ -11,7 +11,7 @@ output ``y ↦ (y − μ)·σ_t/σ + μ_t`` per channel (a channel with σ = 0 i
 The modules are corrected one at a time in module order, each measured with the corrections before it
 in place, so after :func:`repair` every corrected channel has exactly the target mean and standard
 deviation on ``data`` (one pass over ``data`` per corrected module). Networks with BatchNorm use
-BatchNorm recalibration instead (:func:`landscape.interpolate.recalibrate_bn`), which plays this role.
+BatchNorm recalibration instead (:func:`landscape.connectivity.interpolate.recalibrate_bn`), which plays this role.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Permutation alignment of two checkpoints (Ainsworth et al. 2023, "Git Re-Basin"), mask-aware.
 
 :func:`align` returns checkpoint B with its hidden units permuted to match A. Masks, biases, BatchNorm
-parameters and running statistics move with their units (:mod:`landscape.permutation`), so B's
+parameters and running statistics move with their units (:mod:`landscape.connectivity.permutation`), so B's
 function and its sparsity pattern are unchanged. The permutation structure comes from the model's
 declaration (:data:`training.models.PERMUTATIONS`).
 
@@ -27,16 +27,19 @@ The *permutation cost* reported is ``‖θ_A − P(θ_B)‖²`` over the paramet
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
-from landscape.permutation import (
+from landscape.connectivity.permutation import (
     Permutation,
+    example_inputs,
     expand,
     groups_of,
     identity,
@@ -44,7 +47,8 @@ from landscape.permutation import (
     permute_tensors,
     units_moved,
 )
-from training.checkpoint import Checkpoint, as_checkpoint, check_compatible
+from landscape.sources import as_source
+from training.checkpoint import Checkpoint, check_compatible
 from training.errors import UserError
 from training.evaluate import resolve_device
 from training.models import PermutationGroup
@@ -54,7 +58,7 @@ ALIGN_METHODS = ("none", "weight-matching", "activation-matching")
 
 @dataclass
 class Alignment:
-    """A permutation of B's units (``perms``, see :mod:`landscape.permutation`) and its statistics:
+    """A permutation of B's units (``perms``, see :mod:`landscape.connectivity.permutation`) and its statistics:
     ``cost_before``/``cost_after`` (squared parameter distance to A), ``units_moved`` (fraction) and
     ``sweeps`` (coordinate-descent sweeps; 1 for activation matching, 0 for none)."""
 
@@ -64,6 +68,7 @@ class Alignment:
     cost_after: float
     units_moved: float
     sweeps: int
+    groups: list = dataclasses.field(default_factory=list, repr=False)  # the PermutationGroups permuted
 
     def summary(self) -> dict[str, float | int | str]:
         """The statistics as a JSON- and netCDF-friendly dict (keys prefixed ``align_``)."""
@@ -268,13 +273,17 @@ def find_alignment(
     seed: int = 0,
     batches: int | None = None,
     device: str | torch.device = "cpu",
+    model: str | None = None,
+    model_args: Mapping[str, Any] | None = None,
+    mask: str = "auto",
 ) -> Alignment:
     """The permutation of B's units that aligns it to A, with its statistics (see :func:`align`)."""
     if method not in ALIGN_METHODS:
         raise UserError(f"align must be one of {', '.join(ALIGN_METHODS)}; got {method!r}", param="align")
-    a, b = as_checkpoint(ckpt_a), as_checkpoint(ckpt_b)
+    source = {"model": model, "model_args": model_args, "mask": mask}
+    a, b = as_source(ckpt_a, param="ckpt_a", **source), as_source(ckpt_b, param="ckpt_b", **source)
     check_compatible(a, b)
-    groups = groups_of(a)
+    groups = groups_of(a, example_inputs(data))
     sweeps = 0
     if method == "weight-matching":
         perms, sweeps = weight_matching(a, b, groups, max_sweeps=max_sweeps, seed=seed)
@@ -286,7 +295,7 @@ def find_alignment(
         perms = identity(groups)
     before = permutation_cost(a, b, groups)
     after = permutation_cost(a, b, groups, perms)
-    return Alignment(method, perms, before, after, units_moved(perms), sweeps)
+    return Alignment(method, perms, before, after, units_moved(perms), sweeps, groups)
 
 
 def align(
@@ -299,6 +308,9 @@ def align(
     seed: int = 0,
     batches: int | None = None,
     device: str | torch.device = "cpu",
+    model: str | None = None,
+    model_args: Mapping[str, Any] | None = None,
+    mask: str = "auto",
 ) -> Checkpoint:
     """Checkpoint B with its hidden units permuted to match A (``method``: ``"weight-matching"``,
     ``"activation-matching"`` on ``data``, or ``"none"``); see the module doc.
@@ -308,8 +320,11 @@ def align(
     holds :meth:`Alignment.summary`; path and sha256 are B's (the file it came from). Neither
     checkpoint is modified.
     """
-    b = as_checkpoint(ckpt_b)
-    result = find_alignment(ckpt_a, b, method, data, max_sweeps=max_sweeps, seed=seed, batches=batches, device=device)
-    out = permute(b, result.perms)
+    source = {"model": model, "model_args": model_args, "mask": mask}
+    b = as_source(ckpt_b, param="ckpt_b", **source)
+    result = find_alignment(
+        ckpt_a, b, method, data, max_sweeps=max_sweeps, seed=seed, batches=batches, device=device, **source
+    )
+    out = permute(b, result.perms, result.groups)
     out.meta = {**out.meta, "alignment": result.summary()}
     return out
