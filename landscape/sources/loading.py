@@ -43,7 +43,7 @@ from training.checkpoint import Checkpoint, as_checkpoint, check_raw, checkpoint
 from training.checkpoint_checks import state_mismatch
 from training.errors import CheckpointError, UserError
 from training.fileio import sha256_file
-from training.masks import prunable_names
+from training.masks import check_mask_fits, prunable_names
 
 MASK_MODES = ("auto", "none", "zeros")
 OPEN_LTH_MODEL = re.compile(r"^model_ep(\d+)_it(\d+)\.pth$")  # open_lth's models: epoch and iteration
@@ -228,14 +228,9 @@ def _read_mask_file(path: Path, net: nn.Module) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"mask file {path} is not a dict of tensors {{parameter name: 0/1 tensor}}")
     params = dict(net.named_parameters())
     obj, _ = strip_prefixes(dict(obj), set(params), None, f"mask file {path}")
+    check_mask_fits(obj, params, f"mask file {path}", error=CheckpointError)
     out = {}
     for name, m in obj.items():
-        if name not in params:
-            raise CheckpointError(f"mask file {path} names {name}, which is not a parameter of the model")
-        if m.shape != params[name].shape:
-            raise CheckpointError(
-                f"mask file {path}: {name} has shape {tuple(m.shape)}, the weight {tuple(params[name].shape)}"
-            )
         if m.dtype != torch.bool and not bool(((m == 0) | (m == 1)).all()):
             raise CheckpointError(f"mask file {path}: {name} holds values other than 0 and 1")
         out[name] = m != 0

@@ -260,7 +260,8 @@ def test_bad_specs_and_masks_are_one_line_user_errors(tmp_path, model, monkeypat
             landscape.load(tmp_path / "plain.pt", model=spec)
     bad_mask = {"conv1.weight": torch.ones(3, 3)}
     torch.save(bad_mask, tmp_path / "mask.pth")
-    with pytest.raises(CheckpointError, match=r"conv1.weight has shape \(3, 3\), the weight \(64, 3, 7, 7\)"):
+    bad_shape = r"entry conv1.weight has shape \(3, 3\) but the parameter has \(64, 3, 7, 7\)"
+    with pytest.raises(CheckpointError, match=bad_shape):
         landscape.load(tmp_path / "plain.pt", model=SPEC, model_args=ARGS, mask=tmp_path / "mask.pth")
     with pytest.raises(UserError, match="neither auto, none, zeros nor an existing file"):
         landscape.load(tmp_path / "plain.pt", model=SPEC, model_args=ARGS, mask="sometimes")
