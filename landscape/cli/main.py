@@ -49,7 +49,8 @@ def cli_message(exc: LandscapeError, command_name: str | None) -> str:
     if param:
         flag = flag_for(command_name, param)
         if flag:
-            message = re.sub(rf"(?<![\w.-]){re.escape(param)}(?![\w-])", flag, message, count=1)
+            # the bare word only: never inside a path (".../into/x.md") or a longer name
+            message = re.sub(rf"(?<![\w./-]){re.escape(param)}(?![\w/-])", flag, message, count=1)
     return message
 
 

@@ -44,8 +44,11 @@ def reproduce(
 
     results = results or Path("results") / tier
     if report:
-        longer = reports.load_claims(long_results)
-        block = reports.part2(reports.load_claims(results), reports.load_claims(quick_results), longer)
+        found = [reports.load_claims(folder) for folder in (results, quick_results, long_results)]
+        if not any(found):  # e.g. run outside the repository: a report of "not run" rows would replace the real one
+            folders = ", ".join(str(f) for f in (results, quick_results, long_results))
+            raise UserError(f"no claims files (<group>-claims.json) in {folders}; run from the repository root")
+        block = reports.part2(*found)
         if into is not None:
             print(reports.write_into(into, block))
         else:

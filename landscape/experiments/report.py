@@ -240,12 +240,22 @@ def part2(
 
 
 def write_into(path: str | Path, block: str) -> Path:
-    """Replace the text from :data:`BEGIN` to :data:`END` (inclusive) in ``path`` with ``block``."""
+    """Replace the text from :data:`BEGIN` to :data:`END` (inclusive) in ``path`` with ``block``. A link
+    stays a link (the file it points to is rewritten); a folder, a missing or unreadable file, or one
+    without the block is a :class:`UserError` and nothing is written."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    if path.is_dir():
+        raise UserError(f"into {path} is a folder; give the Markdown file that holds the generated block", param="into")
+    if not path.is_file():
+        raise UserError(f"into {path}: no such file", param="into")
+    target = path.resolve()
+    try:
+        text = target.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"into {path} cannot be read as text ({type(exc).__name__})", param="into") from exc
     if BEGIN not in text or END not in text:
         raise UserError(f"{path} has no generated block (the lines {BEGIN!r} … {END!r})", param="into")
     head, rest = text.split(BEGIN, 1)
     tail = rest.split(END, 1)[1]
-    atomic_write_text(path, head + block + tail)
+    atomic_write_text(target, head + block + tail)
     return path
