@@ -31,6 +31,8 @@ from training.errors import UserError
 from training.fileio import read_json
 
 CHECKPOINT_KINDS = ("cycles", "epochs")
+CHECKPOINT_NAME = re.compile(r"^(init|rewind|cycle_\d+|epoch_\d+)\.pt$")  # what the trainer writes
+STATUSES = ("running", "complete", "diverged")
 MANIFEST = "manifest.json"
 
 
@@ -131,7 +133,9 @@ def run_points(run_dir: Path, checkpoints: str = "cycles") -> tuple[list[Point],
         raise UserError(f"{run_dir} is not a run folder (no manifest.json)")
     if not isinstance(manifest, dict):
         raise UserError(f"{run_dir}: manifest.json does not hold a mapping")
-    status = str(manifest.get("status", "unknown"))
+    status = manifest.get("status")
+    if status not in STATUSES:
+        raise UserError(f"{run_dir}: manifest status {status!r} is not one of {', '.join(STATUSES)}")
     entries = manifest.get("checkpoints")
     if entries is None:  # interrupted or diverged: collect what each stage wrote
         entries = []
@@ -141,9 +145,15 @@ def run_points(run_dir: Path, checkpoints: str = "cycles") -> tuple[list[Point],
     if not isinstance(entries, list):
         raise UserError(f"{run_dir}: the manifest's checkpoints are not a list")
     points = []
+    seen: set[Path] = set()
     for e in entries:
         path, level, cycle, epoch, sparsity = _entry(run_dir, e)  # every entry is checked, whatever its name
         name = path.name
+        if not CHECKPOINT_NAME.match(name):
+            raise UserError(f"{run_dir}: manifest entry {e['path']!r} does not name a checkpoint of this run")
+        if path in seen:
+            raise UserError(f"{run_dir}: manifest lists {e['path']!r} twice")
+        seen.add(path)
         if name != "init.pt" and not name.startswith(prefix):
             continue
         if name == "init.pt" and level != 0:

@@ -372,3 +372,34 @@ def test_a_run_folder_given_twice_is_analysed_once(run, tmp_path, capsys):
     assert code == 0, err
     assert xr.load_dataset(tmp_path / "a.nc").sizes["run"] == 1
     assert re.search(r"^note: \S*again was given twice \(as \S*run\), analysed once$", err, re.MULTILINE)
+
+
+def test_analyze_never_drops_a_manifest_entry_silently(tiny_run, tmp_path):
+    """A manifest entry that names no checkpoint of the run (".", "", "config.yaml"), a duplicate entry or
+    an unknown status used to be skipped (one point fewer, the previous cycle's error reported as final)."""
+    import json
+
+    import landscape
+
+    manifest = json.loads((tiny_run.run_dir / "manifest.json").read_text())
+    cycle = next(i for i, e in enumerate(manifest["checkpoints"]) if e["path"].endswith("cycle_2.pt"))
+    cases = {
+        ".": "manifest entry '.' does not name a checkpoint of this run",
+        "": "manifest entry '' does not name a checkpoint of this run",
+        "config.yaml": "manifest entry 'config.yaml' does not name a checkpoint of this run",
+        "duplicate": "manifest lists .* twice",
+        "status": "manifest status 'finished' is not one of running, complete, diverged",
+    }
+    for case, message in cases.items():
+        run = tmp_path / f"run-{len(case)}-{case.strip('.') or 'dot'}"
+        shutil.copytree(tiny_run.run_dir, run, ignore=shutil.ignore_patterns("analysis", ".lock"))
+        broken = json.loads(json.dumps(manifest))
+        if case == "duplicate":
+            broken["checkpoints"].append(dict(broken["checkpoints"][cycle]))
+        elif case == "status":
+            broken["status"] = "finished"
+        else:
+            broken["checkpoints"][cycle]["path"] = case
+        (run / "manifest.json").write_text(json.dumps(broken))
+        with pytest.raises(UserError, match=message):
+            landscape.analyze([run], lmc="none", signs=False)
