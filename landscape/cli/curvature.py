@@ -7,6 +7,7 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xarray as xr
 from rich.table import Table
 
@@ -102,17 +103,32 @@ def print_spectrum(ds: xr.Dataset, samples: int) -> None:
         f"{ds.attrs['which']} eigenvalues, {ds.attrs['hvp_count']} products"
     )
     grouped = "group" in ds.dims
-    for col in (["group"] if grouped else []) + ["k", "eigenvalue", "residual", "error bound"]:
+    judged = "converged" in ds.attrs  # pyhessian does not say
+    columns = ["k", "eigenvalue", "residual", "error bound"] + (["converged"] if judged else [])
+    for col in (["group"] if grouped else []) + columns:
         table.add_column(col, justify="right")
     labels = ds["group"].values if grouped else [None]
+    unconverged = 0
     for label in labels:
         sel = ds.sel(group=label) if grouped else ds
         for rank, val, res, bound in zip(
             sel["k"].values, sel["eigenvalue"].values, sel["residual"].values, sel["error_bound"].values, strict=True
         ):
             row = [str(rank), f"{val:.6g}", f"{res:.2e}", f"{bound:.2e}"]
+            if judged:  # each eigenvalue's bound against the tolerance (the method's flag covers the whole run)
+                ok = bool(np.isfinite(bound) and bound <= ds.attrs["tol"] * abs(val))
+                unconverged += not ok
+                row.append("yes" if ok else "not converged")
             table.add_row(*([str(label)] if grouped else []), *row)
     out_console.print(table)
+    if judged and not ds.attrs["converged"] and not unconverged:
+        out_console.print(f"note: the stopping rule did not hold within --max-iter {ds.attrs['max_iter']} products")
+    if unconverged:
+        out_console.print(
+            f"not converged: {unconverged} eigenvalue(s) after {ds.attrs['hvp_count']} products (--max-iter "
+            f"{ds.attrs['max_iter']}); their values and bounds are not to be trusted: raise --max-iter. The error "
+            "bound uses the gap to the neighbouring Ritz values, which is itself an estimate until they converge."
+        )
 
 
 def print_trace(t: xr.Dataset) -> None:

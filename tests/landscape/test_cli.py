@@ -334,3 +334,15 @@ def test_analysis_command_errors(tmp_path, tiny_run, capsys):
         code, _out, err = run_cli(args, capsys)
         assert code == 2, (args, err)
         assert re.search(re.escape(message), err) and "Traceback" not in err, (args, err)
+
+
+def test_hessian_says_which_eigenvalues_did_not_converge(tiny_run, capsys):
+    """--max-iter 3 --top-k 3 used to print a wrong λ3 with a small "error bound" and no word."""
+    ckpt = str(tiny_run.checkpoint())
+    code, out, err = run_cli(["hessian", ckpt, "--top-k", "3", "--max-iter", "3", "--tol", "1e-6"], capsys)
+    assert code == 0, err
+    rows = [line for line in out.splitlines() if re.match(r"^\S*\s*│\s+\d\s+│", line)]
+    assert len(rows) == 3 and all("not converged" in r for r in rows[1:]), out
+    assert re.search(r"^not converged: [23] eigenvalue\(s\) after \d+ products \(--max-iter 3\)", out, re.MULTILINE)
+    code, out, err = run_cli(["hessian", ckpt, "--top-k", "1", "--max-iter", "100"], capsys)
+    assert code == 0 and "not converged" not in out and re.search(r"│\s+yes │", out), out
