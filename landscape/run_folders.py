@@ -133,9 +133,6 @@ def run_points(run_dir: Path, checkpoints: str = "cycles") -> tuple[list[Point],
         raise UserError(f"{run_dir} is not a run folder (no manifest.json)")
     if not isinstance(manifest, dict):
         raise UserError(f"{run_dir}: manifest.json does not hold a mapping")
-    status = manifest.get("status")
-    if status not in STATUSES:
-        raise UserError(f"{run_dir}: manifest status {status!r} is not one of {', '.join(STATUSES)}")
     entries = manifest.get("checkpoints")
     if entries is None:  # interrupted or diverged: collect what each stage wrote
         entries = []
@@ -159,6 +156,9 @@ def run_points(run_dir: Path, checkpoints: str = "cycles") -> tuple[list[Point],
         if name == "init.pt" and level != 0:
             continue
         points.append(Point(path, level, cycle, epoch, sparsity, missing=not path.is_file()))
+    status = manifest.get("status")
+    if status not in STATUSES:  # checked after the entries, whose errors say more
+        raise UserError(f"{run_dir}: manifest status {status!r} is not one of {', '.join(STATUSES)}")
     if checkpoints == "cycles":
         points.sort(key=lambda p: (p.level, p.cycle))
     else:

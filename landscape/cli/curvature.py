@@ -97,11 +97,13 @@ def run_hessian(
 
 def print_spectrum(ds: xr.Dataset, samples: int) -> None:
     """The eigenvalue table: one row per (group,) k."""
-    table = Table(
-        title=f"{NAMES[ds.attrs['operator']]} of the mean loss over {samples} samples "
+    # the title on a line of its own: a table title wraps at the table's width, splitting its phrases
+    out_console.print(
+        f"{NAMES[ds.attrs['operator']]} of the mean loss over {samples} samples "
         f"({ds.attrs['subspace']} subspace, dimension {ds.attrs['dimension']}); "
         f"{ds.attrs['which']} eigenvalues, {ds.attrs['hvp_count']} products"
     )
+    table = Table()
     grouped = "group" in ds.dims
     judged = "converged" in ds.attrs  # pyhessian does not say
     columns = ["k", "eigenvalue", "residual", "error bound"] + (["converged"] if judged else [])
