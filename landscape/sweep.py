@@ -62,6 +62,10 @@ def load_sweep(path: str | Path, out: str | Path | None = None) -> Sweep:
         spec = load_yaml_text(path.read_text(encoding="utf-8"), str(path)) or {}
     except FileNotFoundError as exc:
         raise ConfigError(f"sweep file not found: {path}") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"{path} is a folder; give the sweep's YAML file") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not a text file (a sweep is YAML)") from exc
     if not isinstance(spec, dict):
         raise ConfigError(f"{path} must hold a mapping with keys {', '.join(SWEEP_KEYS)}")
     unknown = sorted(set(spec) - set(SWEEP_KEYS))

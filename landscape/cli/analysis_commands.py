@@ -25,6 +25,7 @@ from landscape.cli.app import (
     app,
     check_options,
     out_console,
+    refuse_idle,
 )
 from landscape.cli.connectivity_commands import print_path, samples_attrs
 from landscape.cli.connectivity_commands import split_names as _splits
@@ -73,6 +74,7 @@ def interpolate(
         points=(points, AT_LEAST_TWO), bn_batches=(bn_batches, AT_LEAST_ONE), batch_size=(batch_size, AT_LEAST_ONE),
         samples=(samples, AT_LEAST_ONE),
     )  # fmt: skip
+    refuse_idle((bn_batches is not None and bn == "none", "--bn-batches does nothing with --bn none"))
     check_output(out, inputs=[ckpt_a, ckpt_b])
     opts = SourceOptions(
         model, tuple(model_arg or ()), mask, prefix, data, tuple(data_arg or ()), data_root, loss, samples,
@@ -152,6 +154,11 @@ def hessian(
         k=(k, AT_LEAST_ONE), tol=(tol, POSITIVE), max_iter=(max_iter, AT_LEAST_ONE), batches=(batches, AT_LEAST_ONE),
         batch_size=(batch_size, AT_LEAST_ONE), mc_samples=(mc_samples, AT_LEAST_ONE), samples=(samples, AT_LEAST_ONE),
     )  # fmt: skip
+    refuse_idle(
+        (trace_method != "hutchinson" and not trace, "--trace-method does nothing without --trace"),
+        (diag_method != "hutchinson" and not diag, "--diag-method does nothing without --diag"),
+        (mc_samples != 1 and operator != "fisher-mc", "--mc-samples is for --operator fisher-mc"),
+    )
     vectors_out = vectors_file(out) if vectors and out is not None else None
     check_outputs([("out", out, DATASET_SUFFIXES), ("vectors", vectors_out, (".pt",))], inputs=[ckpt, start])
     eigen = {

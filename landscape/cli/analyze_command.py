@@ -24,6 +24,7 @@ from landscape.cli.app import (
     app,
     check_options,
     out_console,
+    refuse_idle,
 )
 from landscape.cli.connectivity_commands import print_pairs
 from landscape.cli.connectivity_commands import split_names as _splits
@@ -92,6 +93,9 @@ def analyze(
         points=(points, AT_LEAST_TWO), hessian_k=(hessian_k, COUNT), samples=(samples, AT_LEAST_ONE),
         hessian_batch_size=(hessian_batch_size, AT_LEAST_ONE),
     )  # fmt: skip
+    refuse_idle(
+        (hessian_k == 0 and (vectors or trace is not None or diag), "--vectors, --trace and --diag need --hessian-k"),
+    )
     check_output(out, inputs=run_dirs)
     curvature = HessianOptions(
         operator=operator, which=which, per_layer=per_layer, params=tuple(params or ()), vectors=vectors,

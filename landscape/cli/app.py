@@ -10,6 +10,7 @@ import typer.core
 from rich.console import Console
 
 from training.checks import Range, check_number
+from training.errors import UserError
 
 NO_BREAK_HYPHEN = "\u2011"
 
@@ -100,6 +101,14 @@ def check_options(**options: tuple[Any, Range]) -> None:
     the library functions check the same names again (see :func:`training.checks.check_number`)."""
     for name, (value, valid) in options.items():
         check_number(value, name, valid)
+
+
+def refuse_idle(*rules: tuple[bool, str]) -> None:
+    """Refuse an option that would do nothing in combination with the others, before any work: each
+    rule is ``(it applies, the one-line message saying what the option needs)``."""
+    for applies, message in rules:
+        if applies:
+            raise UserError(message)
 
 
 def param_name(key: str) -> str:

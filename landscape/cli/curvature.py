@@ -98,10 +98,11 @@ def run_hessian(
 def print_spectrum(ds: xr.Dataset, samples: int) -> None:
     """The eigenvalue table: one row per (group,) k."""
     # the title on a line of its own: a table title wraps at the table's width, splitting its phrases
+    count = ds.attrs["hvp_count"]  # -1: PyHessian does not count its products
     out_console.print(
         f"{NAMES[ds.attrs['operator']]} of the mean loss over {samples} samples "
         f"({ds.attrs['subspace']} subspace, dimension {ds.attrs['dimension']}); "
-        f"{ds.attrs['which']} eigenvalues, {ds.attrs['hvp_count']} products"
+        f"{ds.attrs['which']} eigenvalues" + (f", {count} products" if count >= 0 else "")
     )
     table = Table()
     grouped = "group" in ds.dims

@@ -42,6 +42,8 @@ def reproduce(
     from landscape.experiments.settings import get_tier
     from training.errors import UserError
 
+    if not report and jobs < 1:
+        raise UserError(f"--jobs must be at least 1 (training processes side by side), got {jobs}")
     results = results or Path("results") / tier
     if report:
         found = [reports.load_claims(folder) for folder in (results, quick_results, long_results)]

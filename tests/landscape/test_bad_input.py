@@ -403,3 +403,28 @@ def test_analyze_never_drops_a_manifest_entry_silently(tiny_run, tmp_path):
         (run / "manifest.json").write_text(json.dumps(broken))
         with pytest.raises(UserError, match=message):
             landscape.analyze([run], lmc="none", signs=False)
+
+
+def test_options_that_would_do_nothing_and_unreadable_sweeps_are_refused(tiny_run, tmp_path, capsys):
+    a, b = tiny_run.checkpoint(1), tiny_run.checkpoint(2)
+    (tmp_path / "sweep.bin").write_bytes(b"\xff\xfe\x00\x81binary")
+    cases = [
+        (["reproduce", "cyclic", "--jobs", "0"], r"^error: --jobs must be at least 1 .*got 0$"),
+        (["reproduce", "cyclic", "--jobs", "-1"], r"^error: --jobs must be at least 1 .*got -1$"),
+        (["sweep", tmp_path / "sweep.bin", "--dry-run"], r"sweep\.bin is not a text file \(a sweep is YAML\)$"),
+        (["sweep", tmp_path, "--dry-run"], r"is a folder; give the sweep's YAML file$"),
+        (["hessian", b, "--trace-method", "hutchpp"], r"^error: --trace-method does nothing without --trace$"),
+        (["hessian", b, "--diag-method", "diag++"], r"^error: --diag-method does nothing without --diag$"),
+        (["hessian", b, "--mc-samples", "4"], r"^error: --mc-samples is for --operator fisher-mc$"),
+        (["interpolate", a, b, "--bn", "none", "--bn-batches", "2"], r"--bn-batches does nothing with --bn none$"),
+        (["analyze", tiny_run.run_dir, "--vectors"], r"--vectors, --trace and --diag need --hessian-k$"),
+    ]
+    for args, pattern in cases:
+        code, _, err = run_cli(args, capsys)
+        assert_one_line_error(code, err, pattern, args)
+
+
+def test_a_pyhessian_table_prints_no_product_count(tiny_run, capsys):
+    code, out, err = run_cli(["hessian", tiny_run.checkpoint(), "--method", "pyhessian", "--subspace", "dense"], capsys)
+    assert code == 0, err
+    assert "-1 products" not in out and "eigenvalues" in out
