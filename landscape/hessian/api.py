@@ -217,18 +217,35 @@ def _solve(
 
 
 def _start_block(g: ModelOperator, start: Mapping[str, Any] | None, label: str) -> torch.Tensor | None:
-    """The warm-start block (dim, b) of group ``label`` from a Ritz-vector payload, or None."""
+    """The warm-start block (dim, b) of group ``label`` from a Ritz-vector payload, or None without one.
+    Vectors that cannot start this computation (no such group, another model's parameters or shapes,
+    NaN or all-zero vectors) are a :class:`UserError`: a random start would be reported as warm."""
     if start is None:
         return None
-    entry = start.get("groups", {}).get(label)
-    if entry is None or not entry.get("vectors"):
-        return None
-    vectors = {n: t for n, t in entry["vectors"].items() if n in set(g.names)}
+    groups = start.get("groups") if isinstance(start, Mapping) else None
+    entry = groups.get(label) if isinstance(groups, Mapping) else None
+    if not isinstance(entry, Mapping) or not entry.get("vectors"):
+        held = ", ".join(map(str, groups)) if isinstance(groups, Mapping) and groups else "none"
+        raise UserError(f"the start vectors hold no vectors for group {label!r} (they hold: {held})", param="start")
+    params = dict(zip(g.names, g.params, strict=True))
+    vectors = {n: t for n, t in entry["vectors"].items() if n in params}
     if not vectors:
-        return None
+        raise UserError("the start vectors name none of this model's parameters (another model)", param="start")
+    for n, t in vectors.items():
+        if tuple(t.shape[1:]) != tuple(params[n].shape):
+            raise UserError(
+                f"the start vectors for {n} have shape {tuple(t.shape[1:])}, the parameter {tuple(params[n].shape)}: "
+                "they are of another model",
+                param="start",
+            )
     block = g.pack_named(vectors)
     keep = torch.isfinite(block).all(0) & (torch.linalg.vector_norm(block, dim=0) > 0)
-    return block[:, keep] if bool(keep.any()) else None
+    if not bool(keep.all()):
+        raise UserError(
+            f"{int((~keep).sum())} of the {block.shape[1]} start vectors are NaN or zero on this subspace",
+            param="start",
+        )
+    return block
 
 
 def _vectors(g: ModelOperator, result: SpectrumResult, explicit: bool) -> tuple[np.ndarray, dict[str, Any]]:

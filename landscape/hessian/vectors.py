@@ -42,4 +42,8 @@ def load_ritz_vectors(path: str | os.PathLike) -> dict[str, Any]:
         raise UserError(f"cannot read Ritz vectors from {path}: {str(exc).splitlines()[0]}") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UserError(f"{path} is not a Ritz-vector file")
+    if payload.get("version") != 1:
+        raise UserError(f"{path} is a Ritz-vector file of version {payload.get('version')!r}; this landscape reads 1")
+    if not isinstance(payload.get("groups"), dict) or not payload["groups"]:
+        raise UserError(f"{path} holds no groups of Ritz vectors")
     return payload

@@ -428,3 +428,35 @@ def test_a_pyhessian_table_prints_no_product_count(tiny_run, capsys):
     code, out, err = run_cli(["hessian", tiny_run.checkpoint(), "--method", "pyhessian", "--subspace", "dense"], capsys)
     assert code == 0, err
     assert "-1 products" not in out and "eigenvalues" in out
+
+
+def test_start_vectors_that_cannot_warm_start_are_refused(tiny_run, tmp_path, capsys):
+    """NaN, zero, group-less, other-version and other-model vectors were silently replaced by a random
+    start while the result said warm_start = 1 (another model's exited 1)."""
+    ckpt = tiny_run.checkpoint()
+    code, _, err = run_cli(["hessian", ckpt, "--top-k", "2", "--vectors", "--out", tmp_path / "h.nc"], capsys)
+    assert code == 0, err
+    good = torch.load(tmp_path / "h.vectors.pt", weights_only=True)
+    code, _, err = run_cli(["hessian", ckpt, "--top-k", "2", "--start", tmp_path / "h.vectors.pt"], capsys)
+    assert code == 0, err
+
+    def variant(name, change):
+        payload = torch.load(tmp_path / "h.vectors.pt", weights_only=True)
+        change(payload)
+        torch.save(payload, tmp_path / f"{name}.vectors.pt")
+        return tmp_path / f"{name}.vectors.pt"
+
+    first = next(iter(good["groups"]["all"]["vectors"]))
+    cases = {
+        "nan": (lambda p: p["groups"]["all"]["vectors"][first].fill_(float("nan")), "start vectors are NaN or zero"),
+        "zeros": (lambda p: [t.zero_() for t in p["groups"]["all"]["vectors"].values()], "are NaN or zero"),
+        "nogroups": (lambda p: p.update(groups={}), "holds no groups of Ritz vectors"),
+        "version": (lambda p: p.update(version=7), "of version 7; this landscape reads 1"),
+        "othergroup": (lambda p: p.update(groups={"conv1": p["groups"]["all"]}), "no vectors for group 'all'"),
+        "othermodel": (lambda p: p["groups"]["all"].update(vectors={"net.w": torch.zeros(2, 3)}), "another model"),
+        "othershape": (lambda p: p["groups"]["all"]["vectors"].update({first: torch.zeros(2, 1, 1)}), "another model"),
+    }
+    for name, (change, message) in cases.items():
+        path = variant(name, change)
+        code, _, err = run_cli(["hessian", ckpt, "--top-k", "2", "--start", path], capsys)
+        assert_one_line_error(code, err, re.escape(message), name)
