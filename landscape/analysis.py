@@ -58,7 +58,7 @@ from landscape.run_folders import (
     run_points,
 )
 from training import __version__
-from training.checks import AT_LEAST_ONE, COUNT, check_number
+from training.checks import AT_LEAST_ONE, COUNT, MAX_PATH_POINTS, check_number
 from training.config import TrainConfig, load_yaml
 from training.data import DataBundle
 from training.errors import DataError, UserError
@@ -152,7 +152,11 @@ def analyze(
     batches are taken as given) with ``loss_fn``; ``data_name`` names the data in the cache keys."""
     if lmc not in LMC_MODES:
         raise UserError(f"unknown --lmc mode {lmc!r}; choose from: {', '.join(LMC_MODES)}", param="lmc")
-    for name, value, valid in (("points", points, AT_LEAST_TWO), ("hessian_k", hessian_k, COUNT)):
+    for name, value, valid in (
+        ("points", points, AT_LEAST_TWO),
+        ("points", points, MAX_PATH_POINTS),
+        ("hessian_k", hessian_k, COUNT),
+    ):
         check_number(value, name, valid)
     for name, value in (("hessian_batches", hessian_batches), ("hessian_batch_size", hessian_batch_size)):
         check_number(value, name, AT_LEAST_ONE)

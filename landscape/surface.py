@@ -26,11 +26,11 @@ import numpy as np
 import torch
 import xarray as xr
 
-from landscape.connectivity.interpolate import AT_LEAST_TWO, has_batchnorm, recalibrate_bn, recalibration_data
+from landscape.connectivity.interpolate import has_batchnorm, recalibrate_bn, recalibration_data
 from landscape.results import provenance
 from landscape.sources import as_source, check_batches, resolve_loss
 from training.checkpoint import Checkpoint, check_compatible
-from training.checks import Range, check_number
+from training.checks import AT_LEAST_TWO, MAX_GRID_AXIS, Range, check_number
 from training.errors import UserError
 from training.evaluate import evaluate, resolve_device
 from training.progress import Progress
@@ -61,6 +61,7 @@ def random_direction(
 
 def _grid(span: Sequence[float], n: int) -> np.ndarray:
     check_number(n, "grid", AT_LEAST_TWO)
+    check_number(n, "grid", MAX_GRID_AXIS)
     if len(span) != 2:
         raise UserError(f"span must be two numbers, got {list(span)}", param="span")
     for end in span:
@@ -220,6 +221,7 @@ def plane(
     if bn not in ("none", "recalibrate"):
         raise UserError(f"unknown BN mode {bn!r}; choose from: none, recalibrate", param="bn")
     check_number(grid, "grid", AT_LEAST_TWO)
+    check_number(grid, "grid", MAX_GRID_AXIS)
     check_number(margin, "margin", Range(ge=0))
     fn, loss_name = resolve_loss(loss_fn)
     check_batches(data)

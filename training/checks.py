@@ -62,6 +62,11 @@ COUNT = Range(ge=0, integer=True)
 FRACTION = Range(ge=0, lt=1)
 OPEN_FRACTION = Range(gt=0, lt=1)
 UNIT = Range(ge=0, le=1)
+# Sizes that have bounds because a typo (2**31 points) would otherwise run for ever: every point of a path
+# is a full evaluation (and a recalibration), every grid point of a 2-D surface too.
+AT_LEAST_TWO = Range(ge=2, integer=True)
+MAX_PATH_POINTS = Range(le=100_001)
+MAX_GRID_AXIS = Range(le=1001)
 
 
 def check_number(value: Any, name: str, valid: Range, *, error: type[UserError] = UserError) -> None:

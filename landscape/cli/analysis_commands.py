@@ -29,11 +29,9 @@ from landscape.cli.app import (
 )
 from landscape.cli.connectivity_commands import print_path, samples_attrs
 from landscape.cli.connectivity_commands import split_names as _splits
-from training.checks import AT_LEAST_ONE, POSITIVE, Range
+from training.checks import AT_LEAST_ONE, AT_LEAST_TWO, MAX_GRID_AXIS, MAX_PATH_POINTS, POSITIVE, Range
 from training.errors import UserError
 from training.outputs import DATASET_SUFFIXES, FIGURE_SUFFIXES, check_output, check_outputs
-
-AT_LEAST_TWO = Range(ge=2, integer=True)
 
 
 @app.command()
@@ -74,6 +72,7 @@ def interpolate(
         points=(points, AT_LEAST_TWO), bn_batches=(bn_batches, AT_LEAST_ONE), batch_size=(batch_size, AT_LEAST_ONE),
         samples=(samples, AT_LEAST_ONE),
     )  # fmt: skip
+    check_options(points=(points, MAX_PATH_POINTS))  # at least 2 above, and a size that ends
     refuse_idle((bn_batches is not None and bn == "none", "--bn-batches does nothing with --bn none"))
     check_output(out, inputs=[ckpt_a, ckpt_b])
     opts = SourceOptions(
@@ -250,6 +249,7 @@ def surface(
     check_options(
         grid=(grid, AT_LEAST_TWO), batch_size=(batch_size, AT_LEAST_ONE), samples=(samples, AT_LEAST_ONE),
     )  # fmt: skip
+    check_options(grid=(grid, MAX_GRID_AXIS))  # at least 2 above, and a size that ends
     for end in (lo, hi):
         check_options(span=(end, Range()))
     if not hi > lo:

@@ -28,11 +28,9 @@ from landscape.cli.app import (
 )
 from landscape.cli.connectivity_commands import print_pairs
 from landscape.cli.connectivity_commands import split_names as _splits
-from training.checks import AT_LEAST_ONE, COUNT, Range
+from training.checks import AT_LEAST_ONE, AT_LEAST_TWO, COUNT, MAX_PATH_POINTS
 from training.errors import Interrupted, PartialFailure, UserError
 from training.outputs import check_output
-
-AT_LEAST_TWO = Range(ge=2, integer=True)
 
 
 @app.command()
@@ -93,6 +91,7 @@ def analyze(
         points=(points, AT_LEAST_TWO), hessian_k=(hessian_k, COUNT), samples=(samples, AT_LEAST_ONE),
         hessian_batch_size=(hessian_batch_size, AT_LEAST_ONE),
     )  # fmt: skip
+    check_options(points=(points, MAX_PATH_POINTS))  # at least 2 above, and a size that ends
     refuse_idle(
         (hessian_k == 0 and (vectors or trace is not None or diag), "--vectors, --trace and --diag need --hessian-k"),
     )

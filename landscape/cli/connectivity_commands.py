@@ -171,17 +171,18 @@ def curve(
     from landscape.connectivity.curves import curve as run_curve
     from landscape.results import save_dataset
     from training.checkpoint import check_compatible, check_same_data, checkpoint_bundle
-    from training.checks import AT_LEAST_ONE, COUNT, FRACTION, NON_NEGATIVE, POSITIVE, Range
+    from training.checks import AT_LEAST_ONE, AT_LEAST_TWO, COUNT, FRACTION, MAX_PATH_POINTS, NON_NEGATIVE, POSITIVE
     from training.fileio import derive_seed
     from training.outputs import check_outputs
 
     names = split_names(split)
     check_options(
-        epochs=(epochs, COUNT), points=(points, Range(ge=2, integer=True)), lr=(lr, POSITIVE),
+        epochs=(epochs, COUNT), points=(points, AT_LEAST_TWO), lr=(lr, POSITIVE),
         momentum=(momentum, FRACTION), weight_decay=(weight_decay, NON_NEGATIVE), batch_size=(batch_size, AT_LEAST_ONE),
         bn_batches=(bn_batches, AT_LEAST_ONE), eval_batch_size=(eval_batch_size, AT_LEAST_ONE),
         samples=(samples, AT_LEAST_ONE),
     )  # fmt: skip
+    check_options(points=(points, MAX_PATH_POINTS))  # at least 2 above, and a size that ends
     bend = bend if bend is not None else (out.with_suffix(".bend.pt") if out is not None else None)
     check_outputs([("out", out, (".nc",)), ("bend", bend, (".pt",))], inputs=[ckpt_a, ckpt_b])
     opts = SourceOptions(

@@ -55,7 +55,7 @@ from landscape.connectivity.interpolate import (
 from landscape.results import provenance
 from landscape.sources import as_source, resolve_loss
 from training.checkpoint import Checkpoint, check_compatible, check_same_data
-from training.checks import AT_LEAST_ONE, COUNT, FRACTION, NON_NEGATIVE, POSITIVE, check_number
+from training.checks import AT_LEAST_ONE, COUNT, FRACTION, MAX_PATH_POINTS, NON_NEGATIVE, POSITIVE, check_number
 from training.errors import DivergedError, UserError
 from training.evaluate import evaluate, resolve_device
 from training.fileio import derive_seed
@@ -242,6 +242,7 @@ def evaluate_curve(
     bend was trained, and provenance attrs for ``a``, ``b`` and ``bend``.
     """
     check_number(points, "points", AT_LEAST_TWO)
+    check_number(points, "points", MAX_PATH_POINTS)
     check_number(bn_batches, "bn_batches", AT_LEAST_ONE)
     if kind not in CURVE_KINDS:
         raise UserError(f"kind must be one of {', '.join(CURVE_KINDS)}; got {kind!r}", param="kind")
@@ -342,6 +343,7 @@ def curve(
     if not allow_different_data:
         check_same_data(a, b)
     check_number(points, "points", AT_LEAST_TWO)  # before an hour of training the bend
+    check_number(points, "points", MAX_PATH_POINTS)
     splits = as_splits(data)
     bn_data, _ = recalibration_data(splits, bn_data, needed=has_batchnorm(a.model) or align == "activation-matching")
     if align != "none":

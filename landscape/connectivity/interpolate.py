@@ -46,13 +46,13 @@ from landscape.connectivity.repair import channel_stats, interpolate_stats, repa
 from landscape.results import provenance
 from landscape.sources import as_source, check_batches, resolve_loss
 from training.checkpoint import Checkpoint, check_compatible, check_same_data
-from training.checks import AT_LEAST_ONE, POSITIVE, Range, check_number
+from training.checks import AT_LEAST_ONE, AT_LEAST_TWO, MAX_PATH_POINTS, POSITIVE, check_number
 from training.errors import DataError, UserError
 from training.evaluate import evaluate, resolve_device
 from training.progress import Progress
 
 BN_MODES = ("recalibrate", "none", "repair")
-AT_LEAST_TWO = Range(ge=2, integer=True)  # a path's points, both endpoints included
+# a path's points, both endpoints included: at least 2, at most MAX_PATH_POINTS
 
 
 def _endpoint_mean(alpha: np.ndarray, values: np.ndarray) -> float:
@@ -241,6 +241,7 @@ def interpolate(
     evaluated as stored (their own running statistics), to compare with the recalibrated α = 0 and 1.
     """
     check_number(points, "points", AT_LEAST_TWO)
+    check_number(points, "points", MAX_PATH_POINTS)
     check_number(bn_batches, "bn_batches", AT_LEAST_ONE)
     check_number(connected_threshold, "connected_threshold", POSITIVE)
     if bn not in BN_MODES:

@@ -460,3 +460,21 @@ def test_start_vectors_that_cannot_warm_start_are_refused(tiny_run, tmp_path, ca
         path = variant(name, change)
         code, _, err = run_cli(["hessian", ckpt, "--top-k", "2", "--start", path], capsys)
         assert_one_line_error(code, err, re.escape(message), name)
+
+
+def test_sizes_that_would_run_for_ever_are_refused_before_any_work(tiny_run, capsys):
+    import landscape
+
+    a, b = tiny_run.checkpoint(1), tiny_run.checkpoint(2)
+    for args, pattern in [
+        (["interpolate", a, b, "--points", "2147483648"], r"--points must be at most 100001, got 2147483648$"),
+        (["surface", b, "--grid", "100000"], r"--grid must be at most 1001, got 100000$"),
+        (["curve", a, b, "--points", "1000000"], r"--points must be at most 100001, got 1000000$"),
+        (["analyze", tiny_run.run_dir, "--points", "2147483648"], r"--points must be at most 100001"),
+    ]:
+        code, _, err = run_cli(args, capsys)
+        assert_one_line_error(code, err, pattern, args)
+    with pytest.raises(UserError, match=r"grid must be at most 1001, got 2147483648"):
+        landscape.surface(b, [], grid=2**31)
+    with pytest.raises(UserError, match=r"points must be at most 100001"):
+        landscape.analyze([tiny_run.run_dir], points=2**31)
