@@ -152,11 +152,8 @@ def analyze(
     batches are taken as given) with ``loss_fn``; ``data_name`` names the data in the cache keys."""
     if lmc not in LMC_MODES:
         raise UserError(f"unknown --lmc mode {lmc!r}; choose from: {', '.join(LMC_MODES)}", param="lmc")
-    for name, value, valid in (
-        ("points", points, AT_LEAST_TWO),
-        ("points", points, MAX_PATH_POINTS),
-        ("hessian_k", hessian_k, COUNT),
-    ):
+    sizes = [("points", points, AT_LEAST_TWO), ("points", points, MAX_PATH_POINTS), ("hessian_k", hessian_k, COUNT)]
+    for name, value, valid in sizes:
         check_number(value, name, valid)
     for name, value in (("hessian_batches", hessian_batches), ("hessian_batch_size", hessian_batch_size)):
         check_number(value, name, AT_LEAST_ONE)
