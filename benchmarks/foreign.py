@@ -14,11 +14,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 import torchvision
-from suite import Row, Suite, interleaved, sync  # benchmarks/suite.py (this folder is on sys.path)
-from torch.nn import functional as F
+from suite import Row, Suite, bare_lmc_passes, interleaved  # benchmarks/suite.py (this folder is on sys.path)
 
 
 def bench_foreign_lmc(s: Suite) -> None:
@@ -48,15 +46,7 @@ def bench_foreign_lmc(s: Suite) -> None:
             landscape.interpolate(*paths, {"test": test}, points=points, bn_data=train, device=s.device, **spec)
 
         def bare():  # the forward passes interpolation needs, and nothing else
-            for _ in np.linspace(0, 1, points):
-                work.train()
-                with torch.no_grad():
-                    for x, _ in train:
-                        work(x.to(s.device))
-                    work.eval()
-                    for x, y in test:
-                        F.cross_entropy(work(x.to(s.device)), y.to(s.device), reduction="sum")
-            sync(s.device)
+            bare_lmc_passes(work, train, test, points, s.device)
 
         t = interleaved({"ours": ours, "bare": bare}, max(1, s.repeats // 2), warmup=1)
     r = t["ours"] / t["bare"]

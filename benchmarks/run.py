@@ -24,7 +24,7 @@ import torch
 # the row modules of this folder (on sys.path when run as a script)
 from foreign import bench_foreign_lmc
 from hessian_rows import bench_hessian, bench_hessian_batches
-from suite import ROOT, Row, Suite, interleaved, render, sync, timed, write_report
+from suite import ROOT, Row, Suite, bare_lmc_passes, interleaved, render, sync, timed, write_report
 from torch.nn import functional as F
 from training_rows import _resnet20, bench_masking, bench_training_loop
 
@@ -60,15 +60,7 @@ def bench_lmc(s: Suite) -> None:
     work = copy.deepcopy(model_a).to(s.device)
 
     def bare():  # the forward passes interpolation needs, and nothing else
-        for _ in alphas:
-            work.train()
-            with torch.no_grad():
-                for x, _ in train:
-                    work(x.to(s.device))
-                work.eval()
-                for x, y in test:
-                    F.cross_entropy(work(x.to(s.device)), y.to(s.device), reduction="sum")
-        sync(s.device)
+        bare_lmc_passes(work, train, test, points, s.device)
 
     def naive():  # deep-copy the model per α, load the state, recalibrate and evaluate
         sa, sb = ca.state, cb.state

@@ -102,3 +102,18 @@ def write_report(suite: Suite, out: Path) -> None:
         "Medians over interleaved repeats; ratios are ours / reference unless a note says otherwise.\n\n"
     )
     atomic_write_text(out, header + render(suite) + "\n")
+
+
+def bare_lmc_passes(model: torch.nn.Module, train: list, test: list, points: int, device: torch.device) -> None:
+    """The forward passes an LMC with BatchNorm recalibration needs, and nothing else: at each of
+    ``points`` α, train-mode passes over ``train`` and eval-mode losses over ``test`` (the reference of
+    the LMC rows)."""
+    for _ in range(points):
+        model.train()
+        with torch.no_grad():
+            for x, _ in train:
+                model(x.to(device))
+            model.eval()
+            for x, y in test:
+                torch.nn.functional.cross_entropy(model(x.to(device)), y.to(device), reduction="sum")
+    sync(device)
