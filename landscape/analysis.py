@@ -63,6 +63,7 @@ from training.config import TrainConfig, load_yaml
 from training.data import DataBundle
 from training.errors import DataError, UserError
 from training.fileio import sha256_file
+from training.masks import density
 from training.progress import Progress
 
 LMC_MODES = ("consecutive", "init", "none")
@@ -393,6 +394,4 @@ def _sparsity(p: Point, source: RunSource) -> float:
     """The sparsity a run folder's manifest records, or (checkpoints from elsewhere) that of the mask loaded."""
     if not np.isnan(p.sparsity) or p.missing:
         return p.sparsity
-    mask = source.load(p.path).mask
-    total = sum(m.numel() for m in mask.values())
-    return 1.0 - sum(int(m.sum()) for m in mask.values()) / total if total else 0.0
+    return 1.0 - density(source.load(p.path).mask)

@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from landscape.sources.specs import resolve_callable
-from training.errors import DataError, UserError
+from landscape.sources.specs import call_user, resolve_callable
+from training.errors import DataError
 
 
 def as_batches(obj: Any, batch_size: int, what: str) -> Iterable:
@@ -75,13 +75,7 @@ def data_from_spec(spec: str, args: Mapping[str, Any] | None, batch_size: int) -
     """``{split: batches}`` from ``package.module:callable`` (see the module doc). A single Dataset or
     loader is the split ``data``; every split is checked with :func:`check_batches`."""
     fn = resolve_callable(spec, "data")
-    try:
-        result = fn(**dict(args or {}))
-    except UserError:
-        raise
-    except Exception as exc:  # the user's code
-        reason = str(exc).splitlines()[0] if str(exc) else ""
-        raise UserError(f"data {spec!r} raised {type(exc).__name__}: {reason}") from exc
+    result = call_user(fn, dict(args or {}), spec, "data")
     parts = result if isinstance(result, Mapping) else {"data": result}
     if not parts:
         raise DataError(f"data {spec!r} returned no splits")

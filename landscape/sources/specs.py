@@ -83,7 +83,9 @@ def resolve_callable(spec: str, what: str) -> Callable[..., Any]:
     return obj
 
 
-def _call(fn: Callable[..., Any], args: Mapping[str, Any], spec: str, what: str) -> Any:
+def call_user(fn: Callable[..., Any], args: Mapping[str, Any], spec: str, what: str) -> Any:
+    """``fn(**args)``: anything it raises other than the toolkit's own errors is one :class:`UserError`
+    line naming the ``what`` spec (``model 'x:y' raised TypeError: ...``)."""
     try:
         return fn(**args)
     except UserError:
@@ -116,14 +118,14 @@ def _build(spec: str, args: dict[str, Any]) -> Any:
         if "num_classes" not in args:
             raise UserError(f"model {spec!r} needs its number of classes: --model-arg num_classes=N")
         num_classes = args.pop("num_classes")
-        return _call(lambda **kw: build(spec, num_classes, **kw), args, spec, "model")
+        return call_user(lambda **kw: build(spec, num_classes, **kw), args, spec, "model")
     kind, sep, name = spec.partition(":")
     if sep and kind == "torchvision":
         import torchvision
 
         if name not in torchvision.models.list_models():
             raise UserError(f"unknown torchvision model {name!r} (torchvision.models.list_models() lists them)")
-        return _call(lambda **kw: torchvision.models.get_model(name, weights=None, **kw), args, spec, "model")
+        return call_user(lambda **kw: torchvision.models.get_model(name, weights=None, **kw), args, spec, "model")
     if sep and kind == "timm":
         try:
             import timm
@@ -131,9 +133,9 @@ def _build(spec: str, args: dict[str, Any]) -> Any:
             raise UserError(f"model {spec!r} needs timm, which is not installed (pip install timm)") from exc
         if not timm.is_model(name):
             raise UserError(f"unknown timm model {name!r} (timm.list_models() lists them)")
-        return _call(lambda **kw: timm.create_model(name, pretrained=False, **kw), args, spec, "model")
+        return call_user(lambda **kw: timm.create_model(name, pretrained=False, **kw), args, spec, "model")
     if sep:
-        return _call(resolve_callable(spec, "model"), args, spec, "model")
+        return call_user(resolve_callable(spec, "model"), args, spec, "model")
     raise UserError(
         f"unknown model {spec!r}: give a registry name ({', '.join(sorted(MODELS))}), torchvision:NAME, "
         "timm:NAME or package.module:callable"
