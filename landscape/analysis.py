@@ -31,10 +31,8 @@ is raised. Notes (a folder given twice) are in the ``notes`` attribute.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,11 +41,12 @@ import numpy as np
 import torch
 import xarray as xr
 
+from landscape.analysis_cache import AnalysisCache as _Cache
+from landscape.analysis_cache import cache_key as _key
 from landscape.analysis_sources import RunSource, foreign_source, native_source
 from landscape.connectivity.interpolate import AT_LEAST_TWO, has_batchnorm, interpolate
 from landscape.hessian.sequence import HessianOptions, hessian_along
 from landscape.overlap import overlap
-from landscape.results import load_dataset, save_dataset
 from landscape.run_folders import (
     CHECKPOINT_KINDS,
     Point,
@@ -88,36 +87,7 @@ class AnalysisOptions:
     cache: bool
     checkpoints: str = "cycles"
     hessian: HessianOptions = dataclasses.field(default_factory=HessianOptions)
-
-
-def _key(kind: str, files: list[Path], options: dict[str, Any], hashes: dict[Path, str]) -> str:
-    payload = json.dumps(
-        {"kind": kind, "files": [hashes[f] for f in files], "options": options, "version": __version__}, sort_keys=True
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()[:20]
-
-
-class _Cache:
-    def __init__(self, run_dir: Path, enabled: bool):
-        self.dir = run_dir / "analysis"
-        self.enabled = enabled
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, kind: str, key: str, compute: Callable[[], xr.Dataset]) -> xr.Dataset:
-        path = self.dir / f"{kind}-{key}.nc"
-        if self.enabled and path.exists():
-            try:
-                ds = load_dataset(path)
-                self.hits += 1
-                return ds
-            except UserError:
-                pass  # an unreadable cache entry is recomputed
-        ds = compute()
-        self.misses += 1
-        if self.enabled:
-            save_dataset(ds, path)
-        return ds
+    bn_batch_size: int | None = None
 
 
 def analyze(
@@ -143,6 +113,7 @@ def analyze(
     data: dict[str, Any] | None = None,
     loss_fn: Any = None,
     data_name: str = "",
+    bn_batch_size: int | None = None,
 ) -> xr.Dataset:
     """Analyse run folders; see the module docstring. Returns the merged Dataset.
 
@@ -150,7 +121,9 @@ def analyze(
     elsewhere instead (:func:`landscape.run_folders.foreign_runs`: open_lth run folders, folders of
     files sorted by name, files and globs), loaded with ``model_args`` and ``mask``, analysed on
     ``data`` (``{split: batches}``, ``train`` for BatchNorm recalibration and curvature, whose
-    batches are taken as given) with ``loss_fn``; ``data_name`` names the data in the cache keys."""
+    batches are taken as given) with ``loss_fn``; ``data_name`` names the data in the cache keys.
+    BatchNorm recalibrates in batches of ``bn_batch_size`` (default: each checkpoint's training
+    batch size, :mod:`landscape.connectivity.recalibration`)."""
     if lmc not in LMC_MODES:
         raise UserError(f"unknown --lmc mode {lmc!r}; choose from: {', '.join(LMC_MODES)}", param="lmc")
     sizes = [("points", points, AT_LEAST_TWO), ("points", points, MAX_PATH_POINTS), ("hessian_k", hessian_k, COUNT)]
@@ -158,6 +131,7 @@ def analyze(
         check_number(value, name, valid)
     for name, value in (("hessian_batches", hessian_batches), ("hessian_batch_size", hessian_batch_size)):
         check_number(value, name, AT_LEAST_ONE)
+    check_number(bn_batch_size, "bn_batch_size", AT_LEAST_ONE)
     if isinstance(run_dirs, str | os.PathLike):  # one folder, not its characters
         run_dirs = [run_dirs]
     if not run_dirs:
@@ -180,7 +154,7 @@ def analyze(
     total = sum(max(len(p) - 1, 0) * ((lmc != "none") + signs) + len(p) * (hessian_k > 0) for p in planned)
     opts = AnalysisOptions(
         lmc, hessian_k, signs, points, tuple(splits), bn, hessian_batches, hessian_batch_size, data_root, device,
-        cache, checkpoints, hessian or HessianOptions(),
+        cache, checkpoints, hessian or HessianOptions(), bn_batch_size,
     )  # fmt: skip
     bar = Progress(total, "analyze", "pieces", quiet=quiet)  # a line per piece in a log
     bundles: dict[str, DataBundle] = {}
@@ -267,6 +241,7 @@ def _analyze_run(rd, label, pts, status, cfg, opts: AnalysisOptions, source: Run
         "points": points,
         "splits": list(splits),
         "bn": bn,
+        "bn_batch_size": opts.bn_batch_size or "trained",
         "hessian_batches": hessian_batches,
         "hessian_batch_size": hessian_batch_size,
         "status": status,
@@ -281,16 +256,13 @@ def _analyze_run(rd, label, pts, status, cfg, opts: AnalysisOptions, source: Run
     if source.key:  # checkpoints from elsewhere: what loads and evaluates them (absent for run folders)
         options["source"] = source.key
     summary_key = _key("run", list(hashes), options, hashes)
-    summary = rd / "analysis" / f"run-{summary_key}.nc"
-    if cache and summary.exists():  # nothing changed since the last analysis of this run: one read
-        try:
-            ds = load_dataset(summary)
-            c.hits += int(ds.attrs.get("pieces", 0))
-            bar.update(int(ds.attrs.get("pieces", 0)))
-            where = {"problem": ("run", [problem]), "run_dir": ("run", [str(rd)])}
-            return ds.assign_coords(run=[label], **where), c
-        except UserError:
-            pass
+    ds = c.read("run", summary_key)
+    if ds is not None:  # nothing changed since the last analysis of this run: one read
+        c.hits += int(ds.attrs.get("pieces", 0))
+        bar.update(int(ds.attrs.get("pieces", 0)))
+        where = {"problem": ("run", [problem]), "run_dir": ("run", [str(rd)])}
+        ds.attrs = {k: v for k, v in ds.attrs.items() if k not in ("analysis_piece", "analysis_key")}
+        return ds.assign_coords(run=[label], **where), c
     n = len(pts)
     out: dict[str, Any] = {}
     if lmc != "none" and n > 1:
@@ -298,7 +270,8 @@ def _analyze_run(rd, label, pts, status, cfg, opts: AnalysisOptions, source: Run
         bn_data = source.bn_data()
         if bn_data is None and bn == "recalibrate" and has_batchnorm(source.load(pts[0].path).model):
             raise DataError("recalibrating BatchNorm needs a train split in data (or bn='none')", param="data")
-        opts = {"points": points, "splits": list(splits), "bn": bn, **({"source": source.key} if source.key else {})}
+        keyed = {"points": points, "splits": list(splits), "bn": bn, "bn_batch_size": options["bn_batch_size"]}
+        keyed.update({"source": source.key} if source.key else {})
         curves: list[xr.Dataset | None] = []
         for i in range(1, n):
             ref = pts[i - 1] if lmc == "consecutive" else pts[0]
@@ -306,9 +279,10 @@ def _analyze_run(rd, label, pts, status, cfg, opts: AnalysisOptions, source: Run
                 curves.append(None)
             else:
                 pair = (ref.path, pts[i].path)
-                kwargs = {"points": points, "bn": bn, "bn_data": bn_data, "loss_fn": source.loss_fn, "device": device}
+                kwargs = {"points": points, "bn": bn, "bn_data": bn_data, "loss_fn": source.loss_fn, "device": device,
+                          "bn_batch_size": opts.bn_batch_size}  # fmt: skip
                 compute = lambda pair=pair, kw=kwargs: interpolate(*map(source.load, pair), data, **kw)  # noqa: E731
-                cv = c.get("lmc", _key("lmc", list(pair), opts, hashes), compute)
+                cv = c.get("lmc", _key("lmc", list(pair), keyed, hashes), compute)
                 curves.append(cv[[v for v in LMC_VARS if v in cv]])
             bar.update(1)
         template = next((cv for cv in curves if cv is not None), None)
@@ -385,8 +359,7 @@ def _analyze_run(rd, label, pts, status, cfg, opts: AnalysisOptions, source: Run
     ds = ds.reset_coords(per_point).expand_dims(run=[label]).set_coords(per_point)  # (run, point) coords
     ds = ds.assign_coords({k: ("run", [v]) for k, v in _run_coords(cfg, status, problem, rd).items()})
     ds.attrs["pieces"] = c.hits + c.misses
-    if cache:
-        save_dataset(ds, summary)
+    c.write("run", summary_key, ds)
     return ds, c
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from landscape.connectivity.interpolate import has_batchnorm, recalibrate_bn, recalibration_data
+from landscape.connectivity.recalibration import Recalibration, has_batchnorm, plan_recalibration
 from landscape.results import provenance
 from landscape.sources import as_source, check_batches, resolve_loss
 from training.checkpoint import Checkpoint, check_compatible
@@ -79,7 +79,7 @@ def _evaluate_states(
     coords: list[np.ndarray],
     data: Iterable,
     bn: bool,
-    bn_data: Iterable | None,
+    plan: Recalibration,
     device: torch.device,
     quiet: bool,
     loss_fn: Callable | None = None,
@@ -99,12 +99,17 @@ def _evaluate_states(
                         t.add_(d[k], alpha=float(c[i]))
                 target[k].copy_(t)
         if bn:
-            recalibrate_bn(model, bn_data, device)
+            plan.run(model, device)
         loss[idx], err = evaluate(model, data, device, loss_fn)
         error[idx] = np.nan if err is None else err
         progress.update(1)
     progress.close()
     return loss, (None if np.isnan(error).any() else error)
+
+
+def _bn_attrs(plan: Recalibration, used: bool) -> dict[str, Any]:
+    """Which data and batch size recalibrated BatchNorm at every grid point."""
+    return {k: v for k, v in plan.attrs(used).items() if k in ("bn_data", "bn_batch_size", "bn_batch_size_from")}
 
 
 def _metric_variables(dims: tuple[str, ...], loss: np.ndarray, error: np.ndarray | None, loss_name: str) -> dict:
@@ -126,6 +131,7 @@ def surface(
     bn: str = "none",
     bn_data: Iterable | None = None,
     ignore_biasbn: bool = True,
+    bn_batch_size: int | None = None,
     model: str | None = None,
     model_args: Mapping[str, Any] | None = None,
     mask: str = "auto",
@@ -152,8 +158,8 @@ def surface(
     base = {k: v.to(device) for k, v in c.state.items() if v.is_floating_point()}
     axes = [_grid(span, grid) for _ in range(directions)]
     use_bn = bn == "recalibrate" and has_batchnorm(model)
-    bn_data, bn_from = recalibration_data({}, bn_data, needed=use_bn)
-    loss, error = _evaluate_states(model, base, dirs, axes, data, use_bn, bn_data, device, quiet, fn)
+    plan = plan_recalibration({}, bn_data, use_bn, c.meta, bn_batch_size)
+    loss, error = _evaluate_states(model, base, dirs, axes, data, use_bn, plan, device, quiet, fn)
     dims = ("x", "y")[:directions]
     ds = xr.Dataset(
         _metric_variables(dims, loss, error, loss_name),
@@ -166,7 +172,7 @@ def surface(
             "seed": seed,
             "loss": loss_name,
             "bn": "recalibrate" if use_bn else "none",
-            "bn_data": bn_from,
+            **_bn_attrs(plan, use_bn),
         },
     )
     return ds
@@ -208,6 +214,7 @@ def plane(
     y: Sequence[float] | None = None,
     bn: str = "recalibrate",
     bn_data: Iterable | None = None,
+    bn_batch_size: int | None = None,
     model: str | None = None,
     model_args: Mapping[str, Any] | None = None,
     mask: str = "auto",
@@ -242,8 +249,8 @@ def plane(
     base = {k: v.to(device) for k, v in a.state.items() if v.is_floating_point()}
     dirs = [{k: v.to(device=device, dtype=dtype) for k, v in d.items()} for d in (u_hat, v_hat)]
     use_bn = bn == "recalibrate" and has_batchnorm(model)
-    bn_data, bn_from = recalibration_data({}, bn_data, needed=use_bn)
-    loss, error = _evaluate_states(model, base, dirs, axes, data, use_bn, bn_data, device, quiet, fn)
+    plan = plan_recalibration({}, bn_data, use_bn, a.meta, bn_batch_size)
+    loss, error = _evaluate_states(model, base, dirs, axes, data, use_bn, plan, device, quiet, fn)
     ds = xr.Dataset(
         {
             **_metric_variables(("x", "y"), loss, error, loss_name),
@@ -256,7 +263,7 @@ def plane(
             "kind": "plane through three checkpoints",
             "loss": loss_name,
             "bn": "recalibrate" if use_bn else "none",
-            "bn_data": bn_from,
+            **_bn_attrs(plan, use_bn),
             "units_xy": "parameter-space distance",
         },
     )

@@ -11,6 +11,7 @@ from rich.table import Table
 from landscape.cli.app import (
     AlignOpt,
     AllowDataOpt,
+    BnBatchSizeOpt,
     DataArgOpt,
     DataOpt,
     DeviceOpt,
@@ -42,6 +43,7 @@ def interpolate(
     split: str = typer.Option("test", help="test, train or both."),
     bn: str = typer.Option("recalibrate", help="recalibrate (BN models), none, or repair (models without BN)."),
     bn_batches: int = typer.Option(None, help="Batches for BN recalibration (default: the whole train split)."),
+    bn_batch_size: int = BnBatchSizeOpt,
     barrier: str = typer.Option("endpoint-mean", help="endpoint-mean (Frankle et al.) or chord: the one shown first."),
     align: str = AlignOpt,
     samples: int = SamplesOpt,
@@ -70,10 +72,13 @@ def interpolate(
     names = _splits(split)
     check_options(
         points=(points, AT_LEAST_TWO), bn_batches=(bn_batches, AT_LEAST_ONE), batch_size=(batch_size, AT_LEAST_ONE),
-        samples=(samples, AT_LEAST_ONE),
+        samples=(samples, AT_LEAST_ONE), bn_batch_size=(bn_batch_size, AT_LEAST_ONE),
     )  # fmt: skip
     check_options(points=(points, MAX_PATH_POINTS))  # at least 2 above, and a size that ends
-    refuse_idle((bn_batches is not None and bn == "none", "--bn-batches does nothing with --bn none"))
+    refuse_idle(
+        (bn_batches is not None and bn == "none", "--bn-batches does nothing with --bn none"),
+        (bn_batch_size is not None and bn != "recalibrate", f"--bn-batch-size does nothing with --bn {bn}"),
+    )
     check_output(out, inputs=[ckpt_a, ckpt_b])
     opts = SourceOptions(
         model, tuple(model_arg or ()), mask, prefix, data, tuple(data_arg or ()), data_root, loss, samples,
@@ -93,6 +98,7 @@ def interpolate(
         bn=bn,
         bn_data=train,
         bn_batches=bn_batches,
+        bn_batch_size=bn_batch_size,
         barrier_kind=barrier,
         align=align,
         allow_different_data=allow_different_data,
@@ -214,6 +220,7 @@ def surface(
     directions: int = typer.Option(2, help="1 or 2 random directions."),
     split: str = typer.Option("test", help="test or train."),
     bn: str = typer.Option(None, help="none or recalibrate (default: none for directions, recalibrate for planes)."),
+    bn_batch_size: int = BnBatchSizeOpt,
     batch_size: int = typer.Option(1000, help="Evaluation batch size."),
     seed: int = typer.Option(0, help="Seed of the random directions."),
     samples: int = SamplesOpt,
@@ -248,6 +255,7 @@ def surface(
         raise UserError(f"--span must be two comma-separated numbers, got {span!r}") from exc
     check_options(
         grid=(grid, AT_LEAST_TWO), batch_size=(batch_size, AT_LEAST_ONE), samples=(samples, AT_LEAST_ONE),
+        bn_batch_size=(bn_batch_size, AT_LEAST_ONE),
     )  # fmt: skip
     check_options(grid=(grid, MAX_GRID_AXIS))  # at least 2 above, and a size that ends
     for end in (lo, hi):
@@ -263,16 +271,19 @@ def surface(
     splits, bn_data = opts.splits(loaded[0], [split], batch_size)
     loader = next(iter(splits.values()))
     fn = opts.loss_fn()
-    opts.check_bn_data(bn_data, bn or ("none" if len(loaded) == 1 else "recalibrate"), loaded[0])
+    bn = bn or ("none" if len(loaded) == 1 else "recalibrate")
+    refuse_idle((bn_batch_size is not None and bn != "recalibrate", f"--bn-batch-size does nothing with --bn {bn}"))
+    opts.check_bn_data(bn_data, bn, loaded[0])
     if len(loaded) == 1:
         ds = run_surface(
-            loaded[0], loader, directions, grid, (lo, hi), seed, bn or "none", bn_data, loss_fn=fn, device=device,
-            quiet=quiet,
+            loaded[0], loader, directions, grid, (lo, hi), seed, bn, bn_data, loss_fn=fn, device=device,
+            quiet=quiet, bn_batch_size=bn_batch_size,
         )  # fmt: skip
     else:
         ds = plane(
-            *loaded, loader, grid=grid, bn=bn or "recalibrate", bn_data=bn_data, loss_fn=fn, device=device, quiet=quiet
-        )
+            *loaded, loader, grid=grid, bn=bn, bn_data=bn_data, loss_fn=fn, device=device, quiet=quiet,
+            bn_batch_size=bn_batch_size,
+        )  # fmt: skip
     ds.attrs.update(samples_attrs(samples, samples_seed))
     error = f", error in [{float(ds['error'].min()):.4f}, {float(ds['error'].max()):.4f}]" if "error" in ds else ""
     out_console.print(

@@ -13,6 +13,7 @@ import xarray as xr
 from rich.table import Table
 
 from landscape.cli.app import (
+    BnBatchSizeOpt,
     DataArgOpt,
     DeviceOpt,
     LossOpt,
@@ -44,6 +45,7 @@ def analyze(
     points: int = typer.Option(11, help="α points per interpolation."),
     split: str = typer.Option("test", help="test, train or both."),
     hessian_batch_size: int = typer.Option(128, help="Samples in the Hessian batch."),
+    bn_batch_size: int = BnBatchSizeOpt,
     operator: str = typer.Option("hessian", help="Curvature for --hessian-k: hessian, ggn, fisher or fisher-mc."),
     which: str = typer.Option("largest", help="largest, smallest (most negative) or magnitude."),
     per_layer: bool = typer.Option(False, "--per-layer", help="One spectrum per layer (module)."),
@@ -89,11 +91,12 @@ def analyze(
 
     check_options(
         points=(points, AT_LEAST_TWO), hessian_k=(hessian_k, COUNT), samples=(samples, AT_LEAST_ONE),
-        hessian_batch_size=(hessian_batch_size, AT_LEAST_ONE),
+        hessian_batch_size=(hessian_batch_size, AT_LEAST_ONE), bn_batch_size=(bn_batch_size, AT_LEAST_ONE),
     )  # fmt: skip
     check_options(points=(points, MAX_PATH_POINTS))  # at least 2 above, and a size that ends
     refuse_idle(
         (hessian_k == 0 and (vectors or trace is not None or diag), "--vectors, --trace and --diag need --hessian-k"),
+        (bn_batch_size is not None and lmc == "none", "--bn-batch-size does nothing with --lmc none"),
     )
     check_output(out, inputs=run_dirs)
     curvature = HessianOptions(
@@ -115,7 +118,7 @@ def analyze(
         ds = run_analyze(
             run_dirs, lmc=lmc, hessian_k=hessian_k, signs=signs, points=points, splits=tuple(_splits(split)),
             hessian_batch_size=hessian_batch_size, data_root=data_root, device=device, quiet=quiet, hessian=curvature,
-            **foreign,
+            bn_batch_size=bn_batch_size, **foreign,
         )  # fmt: skip
     except KeyboardInterrupt as exc:
         raise Interrupted(
@@ -154,7 +157,7 @@ def analyze(
         analysed = ds["run_dir"].values[ds["status"].values != "failed"].tolist()
         pair_ds = compare_runs(
             analysed, align=methods, pairs=pairs, points=points, splits=tuple(_splits(split)), data_root=data_root,
-            samples=samples, samples_seed=samples_seed, device=device, quiet=quiet,
+            samples=samples, samples_seed=samples_seed, device=device, quiet=quiet, bn_batch_size=bn_batch_size,
         )  # fmt: skip
         print_pairs(pair_ds)
         ds = xr.merge([ds, pair_ds], combine_attrs="drop_conflicts")

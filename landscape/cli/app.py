@@ -91,6 +91,12 @@ DataArgOpt = typer.Option(
 LossOpt = typer.Option(
     "cross-entropy", "--loss", help="cross-entropy, mse or package.module:callable taking (output, target)."
 )
+BnBatchSizeOpt = typer.Option(
+    None,
+    "--bn-batch-size",
+    help="Samples per batch when recalibrating BatchNorm (default: the checkpoint's training batch size; "
+    "128 for a file that records none). The evaluation batch size never changes it.",
+)
 AlignOpt = typer.Option(
     "none", help="Permute B's units to match A first: none, weight-matching or activation-matching."
 )

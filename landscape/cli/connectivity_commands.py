@@ -13,6 +13,7 @@ from rich.table import Table
 from landscape.cli.app import (
     AlignOpt,
     AllowDataOpt,
+    BnBatchSizeOpt,
     DataArgOpt,
     DataOpt,
     DataRootOpt,
@@ -61,8 +62,11 @@ def print_path(ds: Any, coord: str = "alpha", title: str = "loss and error along
     align = ds.attrs.get("align_method", "none")
     aligned = "" if align == "none" else f", aligned by {align}"
     if ds.attrs.get("bn") == "recalibrate" and ds.attrs.get("bn_samples"):
+        size, size_from = ds.attrs.get("bn_batch_size"), ds.attrs.get("bn_batch_size_from")
+        where = {"checkpoint": "the training batch size", "given": "--bn-batch-size", "default": "the default"}
         out_console.print(
-            f"BatchNorm recalibrated at every point on {ds.attrs['bn_data']} ({ds.attrs['bn_samples']} samples)"
+            f"BatchNorm recalibrated at every point on {ds.attrs['bn_data']} ({ds.attrs['bn_samples']} samples, "
+            f"batches of {size}: {where.get(size_from, size_from)})"
         )
     for split in ds["split"].values:
         sel = ds.sel(split=split)
@@ -79,8 +83,7 @@ def print_path(ds: Any, coord: str = "alpha", title: str = "loss and error along
             f"endpoint-mean {float(sel['loss_barrier_endpoint_mean']):.4f} / "
             f"{float(sel['error_barrier_endpoint_mean']):.4f}, "
             f"chord {float(sel['loss_barrier_chord']):.4f} / {float(sel['error_barrier_chord']):.4f} (loss / error); "
-            f"{'connected' if bool(sel['connected']) else 'not connected'} "
-            f"(error barrier < {ds.attrs['connected_threshold']})"
+            + connected_words(float(sel["error_barrier"]), bool(sel["connected"]), ds.attrs["connected_threshold"])
         )
     if align != "none":
         out_console.print(
@@ -88,6 +91,13 @@ def print_path(ds: Any, coord: str = "alpha", title: str = "loss and error along
             f"{100 * ds.attrs['align_units_moved']:.1f}% of units moved"
         )
     print_recalibration_note(ds, coord)
+
+
+def connected_words(error_barrier: float, connected: bool, threshold: float) -> str:
+    """``connected (error barrier 0.0125 < 0.02)`` or ``not connected (error barrier 0.0300 ≥ 0.02)``."""
+    if connected:
+        return f"connected (error barrier {error_barrier:.4f} < {threshold})"
+    return f"not connected (error barrier {error_barrier:.4f} ≥ {threshold})"
 
 
 def print_recalibration_note(ds: Any, coord: str = "alpha") -> None:
@@ -98,16 +108,15 @@ def print_recalibration_note(ds: Any, coord: str = "alpha") -> None:
     for split in ds["split"].values:
         ends = ds.sel(split=split).isel({coord: [0, -1]})
         stored = ds.sel(split=split)
-        changed = [
-            f"{label} {float(stored['stored_error'][e]):.4f} → {float(ends['error'][e]):.4f}"
-            for e, label in enumerate(("A", "B"))
-            if abs(float(stored["stored_error"][e]) - float(ends["error"][e])) > 0
-            or abs(float(stored["stored_loss"][e]) - float(ends["loss"][e])) > 1e-6 * max(1.0, float(ends["loss"][e]))
-        ]
+        changed = []
+        for e, label in enumerate(("A", "B")):
+            pairs = [(m, float(stored[f"stored_{m}"][e]), float(ends[m][e])) for m in ("error", "loss")]
+            if any(f"{before:.4f}" != f"{after:.4f}" for _, before, after in pairs):  # visible at the printed digits
+                changed.append(f"{label}: " + ", ".join(f"{m} {b:.4f} → {a:.4f}" for m, b, a in pairs))
         if changed:
             out_console.print(
-                f"note: BatchNorm recalibration changed the endpoints on {split} (error as stored → recalibrated: "
-                f"{', '.join(changed)}); the table and barriers use the recalibrated values (--bn none: as stored)"
+                f"note: BatchNorm recalibration changed the endpoints on {split} (as stored → recalibrated: "
+                f"{'; '.join(changed)}); the table and barriers use the recalibrated values (--bn none: as stored)"
             )
 
 
@@ -145,6 +154,7 @@ def curve(
     align: str = AlignOpt,
     split: str = typer.Option("test", help="test, train or both."),
     bn_batches: int = typer.Option(None, help="Batches for BN recalibration at each t (default: all)."),
+    bn_batch_size: int = BnBatchSizeOpt,
     barrier: str = typer.Option("endpoint-mean", help="endpoint-mean (Frankle et al.) or chord: the one shown first."),
     samples: int = SamplesOpt,
     samples_seed: int = SamplesSeedOpt,
@@ -180,7 +190,7 @@ def curve(
         epochs=(epochs, COUNT), points=(points, AT_LEAST_TWO), lr=(lr, POSITIVE),
         momentum=(momentum, FRACTION), weight_decay=(weight_decay, NON_NEGATIVE), batch_size=(batch_size, AT_LEAST_ONE),
         bn_batches=(bn_batches, AT_LEAST_ONE), eval_batch_size=(eval_batch_size, AT_LEAST_ONE),
-        samples=(samples, AT_LEAST_ONE),
+        samples=(samples, AT_LEAST_ONE), bn_batch_size=(bn_batch_size, AT_LEAST_ONE),
     )  # fmt: skip
     check_options(points=(points, MAX_PATH_POINTS))  # at least 2 above, and a size that ends
     bend = bend if bend is not None else (out.with_suffix(".bend.pt") if out is not None else None)
@@ -216,6 +226,7 @@ def curve(
         align=align,
         bn_data=bn_data,
         bn_batches=bn_batches,
+        bn_batch_size=bn_batch_size,
         barrier_kind=barrier,
         seed=seed,
         allow_different_data=allow_different_data,

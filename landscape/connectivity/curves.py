@@ -49,9 +49,9 @@ from landscape.connectivity.interpolate import (
     barrier_definition,
     barrier_variables,
     has_batchnorm,
-    recalibrate_bn,
     recalibration_data,
 )
+from landscape.connectivity.recalibration import plan_recalibration
 from landscape.results import provenance
 from landscape.sources import as_source, resolve_loss
 from training.checkpoint import Checkpoint, check_compatible, check_same_data
@@ -227,6 +227,7 @@ def evaluate_curve(
     points: int = 31,
     bn_data: Iterable | None = None,
     bn_batches: int | None = None,
+    bn_batch_size: int | None = None,
     barrier_kind: str = "endpoint-mean",
     connected_threshold: float = CONNECTED_THRESHOLD,
     loss_fn: str | Callable | None = None,
@@ -234,7 +235,8 @@ def evaluate_curve(
     quiet: bool = True,
 ) -> xr.Dataset:
     """Loss and error along the ``kind`` curve through ``bend`` at ``points`` values of t; see the
-    module doc. ``data`` and ``bn_data`` as in :func:`landscape.connectivity.interpolate.interpolate`.
+    module doc. ``data``, ``bn_data`` and ``bn_batch_size`` as in
+    :func:`landscape.connectivity.interpolate.interpolate`.
 
     Returns ``loss(split, t)``, ``error(split, t)``, the barrier variables of
     :func:`landscape.connectivity.interpolate.barrier_variables`, ``path_length`` and ``linear_path_length``
@@ -254,7 +256,8 @@ def evaluate_curve(
     device = resolve_device(device)
     model = copy.deepcopy(a.model).to(device)
     use_bn = has_batchnorm(model)
-    bn_data, bn_from = recalibration_data(splits, bn_data, needed=use_bn)
+    plan = plan_recalibration(splits, bn_data, use_bn, a.meta, bn_batch_size, bn_batches)
+    bn_samples = 0
     names = set(_param_names(a))
     ends = [{k: v.to(device) for k, v in c.state.items()} for c in (a, b)]
     mid = {k: bend.state[k].to(device) for k in names}
@@ -273,7 +276,7 @@ def evaluate_curve(
                 else:
                     target[k].copy_(va)
         if use_bn:
-            recalibrate_bn(model, bn_data, device, bn_batches)
+            bn_samples = plan.run(model, device)
         for j, split_data in enumerate(splits.values()):
             loss[j, i], error[j, i] = _nan_if_none(evaluate(model, split_data, device, fn))
     variables = barrier_variables(
@@ -295,8 +298,7 @@ def evaluate_curve(
         "loss": loss_name,
         "curve": json.dumps({k: v for k, v in info.items() if k != "train_loss"}, sort_keys=True),
         "bn": "recalibrate" if use_bn else "none",
-        "bn_batches": -1 if bn_batches is None else int(bn_batches),
-        "bn_data": bn_from,
+        **plan.attrs(use_bn, bn_samples),
         "barrier_definition": barrier_definition(barrier_kind),
         "connected_threshold": connected_threshold,
         **b.meta.get("alignment", {"align_method": "none"}),
@@ -320,6 +322,7 @@ def curve(
     align: str = "none",
     bn_data: Iterable | None = None,
     bn_batches: int | None = None,
+    bn_batch_size: int | None = None,
     barrier_kind: str = "endpoint-mean",
     connected_threshold: float = CONNECTED_THRESHOLD,
     seed: int = 0,
@@ -354,7 +357,7 @@ def curve(
     )  # fmt: skip
     ds = evaluate_curve(
         a, b, bend, splits, kind=kind, points=points, bn_data=bn_data, bn_batches=bn_batches,
-        barrier_kind=barrier_kind, connected_threshold=connected_threshold, loss_fn=loss_fn, device=device,
-        quiet=quiet,
+        bn_batch_size=bn_batch_size, barrier_kind=barrier_kind, connected_threshold=connected_threshold,
+        loss_fn=loss_fn, device=device, quiet=quiet,
     )  # fmt: skip
     return ds, bend

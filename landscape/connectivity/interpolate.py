@@ -30,7 +30,6 @@ former name). Both are ≥ 0 and exactly 0 for identical endpoints; they agree w
 from __future__ import annotations
 
 import copy
-import itertools
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -42,12 +41,18 @@ from torch import nn
 
 from landscape.connectivity.align import align as align_checkpoints
 from landscape.connectivity.permutation import example_inputs, groups_of
+from landscape.connectivity.recalibration import (  # noqa: F401 (recalibrate_bn, recalibration_data: public here too)
+    has_batchnorm,
+    plan_recalibration,
+    recalibrate_bn,
+    recalibration_data,
+)
 from landscape.connectivity.repair import channel_stats, interpolate_stats, repair
 from landscape.results import provenance
 from landscape.sources import as_source, check_batches, resolve_loss
 from training.checkpoint import Checkpoint, check_compatible, check_same_data
 from training.checks import AT_LEAST_ONE, AT_LEAST_TWO, MAX_PATH_POINTS, POSITIVE, check_number
-from training.errors import DataError, UserError
+from training.errors import UserError
 from training.evaluate import evaluate, resolve_device
 from training.progress import Progress
 
@@ -86,58 +91,6 @@ def barrier(alpha: Iterable[float], values: Iterable[float], kind: str = "endpoi
     if len(a) < 2 or a[0] != 0.0 or a[-1] != 1.0:
         raise UserError("a barrier needs a grid that starts at alpha=0 and ends at alpha=1")
     return BARRIERS[kind](a, v)
-
-
-def has_batchnorm(model: nn.Module) -> bool:
-    """Whether ``model`` has any BatchNorm layer with running statistics."""
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats for m in model.modules())
-
-
-@torch.no_grad()
-def recalibrate_bn(
-    model: nn.Module, data: Iterable, device: torch.device, batches: int | None = None, seed: int = 0
-) -> int:
-    """Reset BatchNorm running statistics and recompute them as a cumulative average over ``data``
-    (at most ``batches`` batches) in train mode; the model's mode is restored. RNG draws made while
-    iterating ``data`` (augmentation) use a fixed ``seed`` and leave the caller's RNG untouched.
-    Returns the number of samples the statistics were computed from."""
-    check_number(batches, "bn_batches", AT_LEAST_ONE)
-    source = data if batches is None else itertools.islice(data, batches)
-    seen = [0, 0]  # batches, samples
-
-    def counted() -> Iterable:
-        for batch in source:
-            seen[0] += 1
-            inputs = batch[0] if isinstance(batch, (list, tuple)) else batch
-            seen[1] += len(inputs)
-            yield batch
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        torch.optim.swa_utils.update_bn(counted(), model, device=device)
-    if not seen[0] and has_batchnorm(model):  # update_bn would have reset the statistics to mean 0, variance 1
-        raise DataError("BatchNorm recalibration got no batches; give it training data")
-    return seen[1]
-
-
-def recalibration_data(
-    splits: Mapping[str, Iterable], bn_data: Iterable | None, needed: bool
-) -> tuple[Iterable | None, str]:
-    """``(batches, where from)``: the data that recalibrates BatchNorm (and measures REPAIR's statistics):
-    ``bn_data``, else the ``train`` split of ``splits``. Never the data being evaluated: when neither is
-    given and the analysis ``needed`` them, a :class:`UserError` says what to pass."""
-    if bn_data is not None:
-        check_batches(bn_data, "bn_data")
-        return bn_data, "bn_data"
-    if "train" in splits:
-        return splits["train"], "train"
-    if needed:
-        raise UserError(
-            "recalibrating BatchNorm needs training data: pass bn_data (training batches) or a 'train' split "
-            "in data, or bn='none'; the data being evaluated is never used for it",
-            param="bn_data",
-        )
-    return None, "none"
 
 
 def as_splits(data: Any) -> dict[str, Iterable]:
@@ -202,6 +155,7 @@ def interpolate(
     bn_data: Iterable | None = None,
     *,
     bn_batches: int | None = None,
+    bn_batch_size: int | None = None,
     barrier_kind: str = "endpoint-mean",
     connected_threshold: float = CONNECTED_THRESHOLD,
     align: str = "none",
@@ -226,7 +180,11 @@ def interpolate(
     ``{split name: iterable}``; a bare iterable is labelled split ``"data"``. ``bn_data`` (training
     batches for recalibration and REPAIR) defaults to the ``"train"`` split of ``data``; the data being
     evaluated is never used for it, so a model with BatchNorm and neither is refused
-    (:func:`recalibration_data`; attrs ``bn_data`` and ``bn_samples`` record which and how many samples).
+    (:func:`~landscape.connectivity.recalibration.recalibration_data`). Its samples are re-cut into
+    batches of ``bn_batch_size`` (default: A's recorded training batch size), so the evaluation batch
+    size never changes the statistics (:mod:`landscape.connectivity.recalibration`); attrs ``bn_data``,
+    ``bn_samples``, ``bn_batch_size`` and ``bn_batch_size_from`` record which data, how many samples
+    and which batch size.
     ``bn`` is ``"recalibrate"`` (a no-op for models without BatchNorm), ``"none"`` or ``"repair"``
     (models without BatchNorm). ``align`` is ``"none"``, ``"weight-matching"`` or
     ``"activation-matching"`` (on ``align_data``, default ``bn_data``).
@@ -260,7 +218,8 @@ def interpolate(
             "bn 'repair' is for networks without BatchNorm; this model has BatchNorm: use recalibrate", param="bn"
         )
     use_bn = bn == "recalibrate" and has_batchnorm(a.model)
-    bn_data, bn_from = recalibration_data(splits, bn_data, needed=use_bn or bn == "repair")
+    plan = plan_recalibration(splits, bn_data, use_bn or bn == "repair", a.meta, bn_batch_size, bn_batches)
+    bn_data = plan.data
     aligned = b
     if align != "none":
         aligned = align_checkpoints(a, b, align, _alignment_data(align, align_data, bn_data, splits), device=device)
@@ -287,7 +246,7 @@ def interpolate(
                 if not v.is_floating_point():
                     target[k].copy_(v)
         if use_bn:
-            bn_samples = recalibrate_bn(model, bn_data, device, bn_batches)
+            bn_samples = plan.run(model, device)
         hooks = None
         if repair_targets is not None and 0.0 < alpha < 1.0:  # the endpoints are their own targets
             hooks = repair(model, interpolate_stats(*repair_targets, float(alpha)), bn_data, device, bn_batches)
@@ -303,9 +262,8 @@ def interpolate(
     attrs = {
         **provenance(a=a, b=b),
         "bn": bn if (use_bn or bn == "repair") else "none",
-        "bn_batches": -1 if bn_batches is None else int(bn_batches),
-        "bn_data": bn_from if (use_bn or bn == "repair") else "none",
-        "bn_samples": bn_samples if use_bn else 0,
+        **plan.attrs(use_bn, bn_samples),
+        **({"bn_data": plan.data_from} if bn == "repair" else {}),
         "loss": loss_name,
         "barrier_definition": kind,
         "connected_threshold": connected_threshold,

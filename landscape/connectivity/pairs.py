@@ -27,7 +27,9 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from landscape.analysis import _Cache, _key, run_points
+from landscape.analysis import run_points
+from landscape.analysis_cache import AnalysisCache as _Cache
+from landscape.analysis_cache import cache_key as _key
 from landscape.connectivity.align import ALIGN_METHODS
 from landscape.connectivity.interpolate import interpolate
 from training import __version__
@@ -67,6 +69,7 @@ def compare_runs(
     points: int = 11,
     splits: tuple[str, ...] = ("test",),
     bn: str = "recalibrate",
+    bn_batch_size: int | None = None,
     barrier_kind: str = "endpoint-mean",
     data_root: str | None = None,
     samples: int | None = None,
@@ -76,7 +79,8 @@ def compare_runs(
     quiet: bool = True,
 ) -> xr.Dataset:
     """Barriers between the final checkpoints of pairs of runs, per alignment method; see the module doc.
-    ``samples`` evaluates on a class-balanced subset (:func:`training.checkpoint.sample_bundle`)."""
+    ``samples`` evaluates on a class-balanced subset (:func:`training.checkpoint.sample_bundle`);
+    ``bn_batch_size`` as in :func:`landscape.connectivity.interpolate.interpolate`."""
     if pairs not in PAIR_MODES:
         raise UserError(f"pairs must be one of {', '.join(PAIR_MODES)}; got {pairs!r}", param="pairs")
     unknown = [m for m in align if m not in ALIGN_METHODS]
@@ -99,6 +103,7 @@ def compare_runs(
         "points": points,
         "splits": list(splits),
         "bn": bn,
+        "bn_batch_size": bn_batch_size or "trained",
         "barrier": barrier_kind,
         "samples": samples,
         "samples_seed": samples_seed,
@@ -117,8 +122,9 @@ def compare_runs(
             data = {s: bundle.eval_loader(s, size) for s in splits}
             bn_data = bundle.eval_loader("train", size)
             run = functools.partial(
-                interpolate, a, b, data, points=points, bn=bn, bn_data=bn_data, barrier_kind=barrier_kind, device=device
-            )
+                interpolate, a, b, data, points=points, bn=bn, bn_data=bn_data, bn_batch_size=bn_batch_size,
+                barrier_kind=barrier_kind, device=device,
+            )  # fmt: skip
             per_method = []
             for method in align:
                 key = _key("pair", [finals[i], finals[j]], {**options, "align": method}, hashes)
@@ -134,6 +140,7 @@ def compare_runs(
         run_b=("pair", [dirs[j].name for _, j in chosen]),
     )
     ds.attrs.update({"landscape_version": __version__, "pairs": pairs, "bn": bn, "barrier_definition": barrier_kind})
+    ds.attrs["bn_batch_size"] = bn_batch_size or "the training batch size of each pair's first checkpoint"
     ds.attrs.update({"samples": -1 if samples is None else samples, "samples_seed": samples_seed})
     return ds
 

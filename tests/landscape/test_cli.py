@@ -346,3 +346,25 @@ def test_hessian_says_which_eigenvalues_did_not_converge(tiny_run, capsys):
     assert re.search(r"^not converged: [23] eigenvalue\(s\) after \d+ products \(--max-iter 3\)", out, re.MULTILINE)
     code, out, err = run_cli(["hessian", ckpt, "--top-k", "1", "--max-iter", "100"], capsys)
     assert code == 0 and "not converged" not in out and re.search(r"│\s+yes │", out), out
+
+
+def test_interpolate_barrier_does_not_depend_on_batch_size(tmp_path, tiny_run, capsys):
+    """The audit: ``--batch-size 7`` turned a connected pair into an unconnected one, because BatchNorm
+    was recalibrated in evaluation-sized batches. Now the recalibration batches are the training batch
+    size whatever --batch-size is, and the line printed says so."""
+    run = tiny_run.run_dir
+    curves = []
+    for size in ("7", "1000"):
+        nc = tmp_path / f"lmc-{size}.nc"
+        args = ["interpolate", str(run / "cycle_1.pt"), str(run / "cycle_2.pt"), "--points", "3", "--quiet"]
+        code, out, err = run_cli([*args, "--batch-size", size, "--out", str(nc)], capsys)
+        assert code == 0, err
+        assert "batches of 256: the training batch size" in out
+        curves.append(xr.load_dataset(nc))
+    assert curves[0].attrs["bn_batch_size"] == curves[1].attrs["bn_batch_size"] == 256
+    assert float(curves[0]["error_barrier"][0]) == float(curves[1]["error_barrier"][0])
+    assert abs(float(curves[0]["loss_barrier"][0]) - float(curves[1]["loss_barrier"][0])) < 1e-5
+    code, out, err = run_cli([*args, "--bn-batch-size", "64"], capsys)
+    assert code == 0 and "batches of 64: --bn-batch-size" in out, err
+    code, out, err = run_cli([*args, "--bn", "none", "--bn-batch-size", "64"], capsys)
+    assert code == 2 and "--bn-batch-size does nothing with --bn none" in err

@@ -67,8 +67,10 @@ def test_endpoints_equal_evaluating_the_checkpoints(tiny_run, data):
     # with recalibration, the endpoints equal the checkpoints evaluated after recalibration
     ds_r = landscape.interpolate(a, b, data, points=3, bn="recalibrate")
     model = landscape.load_checkpoint(tiny_run.checkpoint(1)).model
-    recalibrate_bn(model, data["train"], torch.device("cpu"))
+    recalibrate_bn(model, data["train"], torch.device("cpu"), batch_size=a.meta["data_config"]["batch_size"])
     assert ds_r["loss"].sel(split="test", alpha=0.0).item() == evaluate(model, data["test"])[0]
+    assert ds_r.attrs["bn_batch_size"] == a.meta["data_config"]["batch_size"]
+    assert ds_r.attrs["bn_batch_size_from"] == "checkpoint" and ds_r.attrs["bn_samples"] == 4000
     assert a.model.training is False and torch.equal(  # the caller's model was not modified
         a.model.state_dict()["features.1.running_mean"], a.state["features.1.running_mean"]
     )
@@ -110,6 +112,50 @@ def test_matches_naive_reference_loop(tmp_path, data):
         assert ds["loss"].values[0, i] == pytest.approx(F.cross_entropy(out, y).item(), rel=1e-5)
         assert ds["error"].values[0, i] == pytest.approx((out.argmax(1) != y).sum().item() / len(y), abs=1e-12)
     assert ds["split"].values.tolist() == ["data"] and ds.attrs["bn"] == "none"  # no BN to recalibrate
+
+
+def test_recalibration_does_not_depend_on_the_evaluation_batch_size(tiny_run):
+    """The audit's case: the evaluation loader's batch size (7, 500) used to change the recalibrated
+    statistics; the samples are now re-cut into the training batch size, so the statistics are bitwise
+    equal and the curves agree to float summation order."""
+    bundle = load_data(DataConfig(name="mnist1d"))
+    a, b = (landscape.load_checkpoint(tiny_run.checkpoint(c)) for c in (1, 2))
+    curves = []
+    for size in (7, 500):
+        data = {"train": bundle.eval_loader("train", size), "test": bundle.eval_loader("test", size)}
+        curves.append(landscape.interpolate(a, b, {"test": data["test"]}, points=3, bn_data=data["train"]))
+        model = landscape.load_checkpoint(tiny_run.checkpoint(1)).model
+        recalibrate_bn(model, data["train"], torch.device("cpu"), batch_size=a.meta["data_config"]["batch_size"])
+        curves[-1].attrs["mean"] = model.state_dict()["features.1.running_mean"]
+    assert torch.equal(curves[0].attrs.pop("mean"), curves[1].attrs.pop("mean"))  # bitwise
+    np.testing.assert_allclose(curves[0]["loss"].values, curves[1]["loss"].values, rtol=1e-5)
+    np.testing.assert_array_equal(curves[0]["error"].values, curves[1]["error"].values)
+    # explicitly given: recorded as given; another batch size gives other statistics
+    other = landscape.interpolate(a, b, {"test": data["test"]}, points=3, bn_data=data["train"], bn_batch_size=1000)
+    assert other.attrs["bn_batch_size"] == 1000 and other.attrs["bn_batch_size_from"] == "given"
+    assert not np.array_equal(other["loss"].values, curves[1]["loss"].values)
+    with pytest.raises(UserError, match="bn_batch_size"):
+        landscape.interpolate(a, b, {"test": data["test"]}, bn_data=data["train"], bn_batch_size=0)
+
+
+def test_rebatched_cuts_any_batching_into_the_same_batches():
+    from landscape.connectivity.recalibration import rebatched
+
+    x = torch.arange(23.0).view(23, 1)
+    for source in ([x], list(x.split(1)), list(x.split(5)), [(b, None) for b in x.split(7)]):
+        out = list(rebatched(source, 4))
+        assert [len(b) for b in out] == [4, 4, 4, 4, 4, 3]
+        assert torch.equal(torch.cat(out), x)
+    assert list(rebatched([], 4)) == []
+
+
+def test_foreign_checkpoints_recalibrate_with_the_default_batch_size(data):
+    from landscape.connectivity.recalibration import DEFAULT_BN_BATCH_SIZE
+
+    torch.manual_seed(0)
+    model = build("cnn1d", 10, input_shape=(1, 40), width=8)
+    ds = landscape.interpolate(model, model, data, points=2)
+    assert ds.attrs["bn_batch_size"] == DEFAULT_BN_BATCH_SIZE == 128 and ds.attrs["bn_batch_size_from"] == "default"
 
 
 def test_bn_recalibration_is_the_cumulative_average(data):
