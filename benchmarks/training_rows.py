@@ -109,6 +109,7 @@ def bench_training_loop(s: Suite) -> None:
         schedule=ScheduleConfig(name="one-cycle", epochs=epochs),
         optim=OptimConfig(lr=0.1),
         device=str(s.device),
+        threads=torch.get_num_threads(),  # the minimal loop's count: the same work on the same threads
     )
     data = load_data(cfg.data)
     counter = iter(range(10**6))

@@ -38,6 +38,7 @@ from training.checks import AT_LEAST_ONE, COUNT, Range, check_number
 from training.config import TrainConfig, from_dict, replace_dotted, to_yaml
 from training.errors import ConfigError, UserError
 from training.fileio import read_json
+from training.run import check_run_folder
 from training.validate import validate
 from training.yamlio import load_yaml_text
 
@@ -153,10 +154,12 @@ def expand(base: TrainConfig, grid: Mapping[str, list], source: str = "sweep") -
 
 
 def run_status(cfg: TrainConfig, out: Path) -> str:
-    """``complete``, ``diverged``, ``interrupted`` (started, resumable) or ``new``."""
+    """``complete``, ``diverged``, ``interrupted`` (started, resumable) or ``new``; a folder whose results
+    are not ``cfg``'s (:func:`training.run.check_run_folder`) is refused."""
     manifest = read_json(out / cfg.run_name / "manifest.json")
     if manifest is None:
         return "new"
+    check_run_folder(out / cfg.run_name, manifest, cfg)  # another experiment's or thread count's: refused
     status = manifest.get("status")
     return status if status in ("complete", "diverged") else "interrupted"
 
@@ -164,19 +167,13 @@ def run_status(cfg: TrainConfig, out: Path) -> str:
 class TrainJob:
     """A picklable training job for submitit; requeued jobs resume from the run's ``resume.pt``."""
 
-    def __init__(self, config_yaml: str, out: str, threads: int | None = None):
+    def __init__(self, config_yaml: str, out: str):
         self.config_yaml = config_yaml
-        self.out = out
-        self.threads = threads  # torch CPU threads (a share of the cores when jobs run side by side)
+        self.out = out  # the torch thread count is the config's (``threads``), never the slot's
 
     def __call__(self) -> str:
         from training.config import from_yaml_text
         from training.run import train
-
-        if self.threads:
-            import torch
-
-            torch.set_num_threads(self.threads)
 
         return str(train(from_yaml_text(self.config_yaml), self.out, quiet=True).run_dir)
 
@@ -313,7 +310,6 @@ def submit(
 
         def start(job: TrainJob, slot: Any) -> Any:
             ex.update_parameters(**slot.local_parameters())
-            job.threads = slot.threads
             return ex.submit(job)
 
         for name, job in zip(names, fill_slots(jobs, slots, start, lambda j: j.done()), strict=True):

@@ -232,6 +232,12 @@ class TrainConfig:
         valid=COUNT,
     )
     amp: str = opt("none", help="Mixed precision for the training forward pass (analyses stay fp32).")
+    threads: int = opt(
+        1,
+        help="Torch CPU threads training uses. CPU results depend on it through floating-point rounding, so "
+        "it is part of the run (recorded in the manifest), never taken from how the run was launched.",
+        valid=AT_LEAST_ONE,
+    )
     name: str = opt("", help="Run folder prefix (default: <model>-<dataset>).", semantic=False)
     device: str = opt("auto", help="auto, cpu, cuda or cuda:N.", semantic=False)
     save_every: int = opt(0, help="Also write epoch_<n>.pt every N epochs (0: never).", semantic=False, valid=COUNT)

@@ -8,8 +8,9 @@ stages' files (see :mod:`training.trainer`).
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,24 @@ def train(cfg: TrainConfig, out: str | Path, *, quiet: bool = False, data: DataB
     if done is not None:
         log(f"already complete: {run_dir}")
         return done
+    with training_threads(cfg.threads):
+        return _train(cfg, run_dir, quiet, log, data)
+
+
+@contextlib.contextmanager
+def training_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` torch intra-op CPU threads, then restore the caller's count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(
+    cfg: TrainConfig, run_dir: Path, quiet: bool, log: Callable[[str], None], data: DataBundle | None
+) -> RunResult:
     device = resolve_device(cfg.device)
     dist = Distributed.from_env(device)
     device = dist.device(device)
@@ -117,10 +136,17 @@ def train(cfg: TrainConfig, out: str | Path, *, quiet: bool = False, data: DataB
 def _complete(run_dir: Path, cfg: TrainConfig) -> RunResult | None:
     manifest = read_json(run_dir / "manifest.json")
     if manifest is not None:
-        check_semantics(run_dir, manifest, cfg)
+        check_run_folder(run_dir, manifest, cfg)
     if manifest and manifest.get("status") == "complete" and (run_dir / "metrics.nc").exists():
         return RunResult(run_dir, cfg, xr.load_dataset(run_dir / "metrics.nc"), manifest["stages"], skipped=True)
     return None
+
+
+def check_run_folder(run_dir: Path, manifest: dict, cfg: TrainConfig) -> None:
+    """Refuse a run folder ``cfg`` would skip or resume but whose results are not ``cfg``'s:
+    :func:`check_semantics` and :func:`check_threads`."""
+    check_semantics(run_dir, manifest, cfg)
+    check_threads(run_dir, manifest, cfg)
 
 
 def check_semantics(run_dir: Path, manifest: dict, cfg: TrainConfig) -> None:
@@ -133,6 +159,20 @@ def check_semantics(run_dir: Path, manifest: dict, cfg: TrainConfig) -> None:
             f"{wanted} (the recipe was fixed; see training.recipes.semantics_version); move the folder away or "
             "train into another --out"
         )
+
+
+def check_threads(run_dir: Path, manifest: dict, cfg: TrainConfig) -> None:
+    """Refuse a run folder (complete or partial) trained under another torch thread count than ``cfg``'s,
+    or before runs recorded it: on the CPU its weights may differ from what this config trains, so
+    neither skipping it nor resuming it would give this config's numbers."""
+    found = manifest.get("threads")
+    if found == cfg.threads:
+        return
+    made = "before runs recorded their torch thread count" if found is None else f"with {found} torch threads"
+    raise UserError(
+        f"{run_dir} holds a run made {made}, but this config trains with threads={cfg.threads} (CPU numbers "
+        "depend on it); move the folder away to retrain it, or train into another --out"
+    )
 
 
 def _train_locked(
@@ -158,6 +198,7 @@ def _train_locked(
         "recipe": cfg.recipe.name,
         "landscape_version": __version__,
         "semantics": semantics_version(cfg),
+        "threads": torch.get_num_threads(),  # cfg.threads, as set by train
     }
     if write:
         atomic_write_json(run_dir / "manifest.json", {"status": "running", **base})

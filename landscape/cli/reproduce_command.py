@@ -22,7 +22,11 @@ def reproduce(
     runs: Path = typer.Option(None, help="Parent folder of the run folders (default: runs/<tier>)."),
     results: Path = typer.Option(None, help="Folder of <group>.nc and <group>-claims.json (default: results/<tier>)."),
     figures: Path = typer.Option(None, help="Folder of <group>.png and .pdf (default: figures/<tier>)."),
-    jobs: int = typer.Option(2, help="Training processes side by side, one torch thread each (1: in this process)."),
+    jobs: int = typer.Option(
+        2,
+        help="Training processes side by side (1: in this process); every run trains with its config's "
+        "threads, so the results never depend on it.",
+    ),
     report: bool = typer.Option(
         False, "--report", help="Print the generated part of REPRODUCTION.md Part 2 from the claims files."
     ),

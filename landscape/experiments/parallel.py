@@ -1,10 +1,10 @@
-"""Training many configs side by side on the CPU: ``jobs`` worker processes with one torch thread each.
+"""Training many configs side by side on the CPU: ``jobs`` worker processes.
 
 The networks of the medium tier are small (a 1-D ResNet-20 on length-40 signals), so one training
 process uses two cores poorly: on 2 cores, two single-threaded processes train about 1.8 times as many
-epochs per second as one process with two threads. Every run is still trained by
-:func:`training.run.train` (same run folder, same resume rules); a run's numbers depend on the thread
-count only through floating-point rounding, as on any other machine.
+epochs per second as one process with two threads. Every run is trained by :func:`training.run.train`
+(same run folder, same resume rules) with its config's ``threads`` (default 1), in a worker or in this
+process alike, so a run's weights never depend on ``jobs``.
 
 Runs are ordered longest first (by their epochs, over all levels) so the two workers finish together;
 ``after`` phases (runs that need others' checkpoints, e.g. coupling runs on LRR tickets) are the

@@ -98,14 +98,26 @@ def _minutes(seconds: float | None) -> str:
     return "—" if seconds is None else f"{seconds / 60:.1f} min"
 
 
+def _threads(timing: Mapping[str, Any]) -> str:
+    """The torch threads a group's runs trained with: recorded, or the old launch rule's (not recorded)."""
+    if "threads" in timing:
+        return ", ".join(str(t) for t in timing["threads"])
+    jobs = timing.get("jobs")
+    if jobs is None:
+        return "—"
+    return "1 (not recorded: --jobs ≥ 2)" if jobs >= 2 else "2 (not recorded: --jobs 1, all cores)"
+
+
 def timing_table(medium: Mapping[str, Mapping[str, Any]], longer: Mapping[str, Mapping[str, Any]] | None = None) -> str:
     """Per group: the command, its wall time when it trained the runs (less ``paused_s``, time the process
-    was stopped, where recorded), the training processes side by side
-    (``--jobs``; one torch thread each, or all threads with 1), runs trained and read back; then the
-    groups of the ``medium-long`` tier (``longer``) when given."""
+    was stopped, where recorded), the training processes side by side (``--jobs``), the torch threads each
+    run trained with, runs trained and read back; then the groups of the ``medium-long`` tier
+    (``longer``) when given. Results from before runs recorded their threads (no ``threads`` in the
+    timing) were trained under the launch rule of then: one thread per process with ``--jobs`` ≥ 2, all of
+    the machine's (2 on the machine that ran them) with ``--jobs 1``; the table says so."""
     lines = [
-        "| group | command | wall time | training processes | runs trained | runs read back |",
-        "|---|---|---|---|---|---|",
+        "| group | command | wall time | training processes | torch threads per run | runs trained | runs read back |",
+        "|---|---|---|---|---|---|---|",
     ]
     rows = [(group, "medium", medium.get(group, {}).get("timing")) for group in GROUPS]
     rows += [(group, "medium-long", (longer or {}).get(group, {}).get("timing")) for group in GROUPS]
@@ -117,7 +129,7 @@ def timing_table(medium: Mapping[str, Mapping[str, Any]], longer: Mapping[str, M
             wall -= t["paused_s"]
         lines.append(
             f"| {group} | `landscape reproduce {group} --tier {tier}` | {_minutes(wall)} "
-            f"| {t.get('jobs', '—')} | {t.get('runs_trained', '—')} | {t.get('runs_read_back', '—')} |"
+            f"| {t.get('jobs', '—')} | {_threads(t)} | {t.get('runs_trained', '—')} | {t.get('runs_read_back', '—')} |"
         )
     return "\n".join(lines)
 

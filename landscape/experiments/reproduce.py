@@ -147,11 +147,13 @@ def reproduce_group(
     start = time.perf_counter()
     trained: dict[str, float] = {}
     complete = 0
+    threads: set[int] = set()
     say(f"group {group}: tier {chosen.name}, runs under {runs}")
     for phase in spec.phases(chosen, runs):
         done = train_parallel(phase, runs, jobs=jobs, log=say)
         trained.update(done.trained)
         complete += len(done.complete)
+        threads.update(cfg.threads for _, cfg in phase)
     say(f"group {group}: tabulating and analysing")
     result = spec.run(chosen, runs, quiet=True)
     if group in ("cyclic", "images"):
@@ -162,7 +164,9 @@ def reproduce_group(
     results.mkdir(parents=True, exist_ok=True)
     figures.mkdir(parents=True, exist_ok=True)
     previous = results / f"{group}-claims.json"
-    payload = claims_payload(group, chosen, claims, result, wall, trained, complete, previous, jobs=jobs)
+    payload = claims_payload(
+        group, chosen, claims, result, wall, trained, complete, previous, jobs=jobs, threads=sorted(threads)
+    )
     paths = [
         atomic_netcdf(results_dataset(result, payload), results / f"{group}.nc"),
         write_json(payload, results / f"{group}-claims.json"),
@@ -196,10 +200,15 @@ def claims_payload(
     previous: Path,
     *,
     jobs: int,
+    threads: list[int] | None = None,
 ) -> dict[str, Any]:
     """The JSON of a group. An invocation that trained nothing keeps the earlier file's training time
-    (and its ``jobs``, the training processes side by side, which this invocation did not use)."""
+    (and its ``jobs``, the training processes side by side, which this invocation did not use).
+    ``threads``: the torch thread counts its runs were trained with (their configs' ``threads``; every
+    run folder's manifest checks it, :func:`training.run.check_threads`)."""
     timing = {"wall_time_s": wall, "runs_trained": len(trained), "runs_read_back": complete, "jobs": jobs}
+    if threads is not None:
+        timing["threads"] = threads
     before = read_json(previous)
     if not trained and before and before.get("timing", {}).get("runs_trained"):
         timing = {**before["timing"], "last_invocation_s": wall}

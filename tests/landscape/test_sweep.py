@@ -156,7 +156,7 @@ def test_slurm_no_wait_with_nothing_to_train_queues_the_analysis_and_returns(tmp
     spec = load_sweep(write(tmp_path))
     for cfg in spec.configs:  # every run already complete
         (spec.out / cfg.run_name).mkdir(parents=True)
-        (spec.out / cfg.run_name / "manifest.json").write_text(json.dumps({"status": "complete"}))
+        (spec.out / cfg.run_name / "manifest.json").write_text(json.dumps({"status": "complete", "threads": 1}))
     report = submit(spec, executor="slurm", analyze=True, wait=False)
     assert report.submitted == [] and report.analysis_job == "4242" and report.analysis is None
     assert [p.name for p in record.iterdir()] == ["0.sh"]
@@ -214,16 +214,16 @@ def test_fill_slots_starts_a_task_as_soon_as_a_slot_frees():
 def test_local_sweep_runs_two_jobs_per_device_at_once(tmp_path):
     import pickle
 
-    from landscape.packing import cpu_count
-
     spec = load_sweep(write(tmp_path, epochs=4))
     spec.configs = spec.configs[:4]
     report = submit(spec, runs_per_device=2)
     assert sorted(report.finished.values()) == ["complete"] * 4
-    # that two run at once is fill_slots' behaviour (tested above without timing); here, every job was given
-    # its share of the cores for two slots on the CPU
+    # that two run at once is fill_slots' behaviour (tested above without timing); here, every job trained
+    # with the config's thread count, not its slot's share of the cores, and the manifest records it
     jobs = [pickle.loads(p.read_bytes()).function for p in (spec.out / ".submitit").glob("*_submitted.pkl")]
-    assert len(jobs) == 4 and {job.threads for job in jobs} == {max(1, cpu_count() // 2)}
+    assert len(jobs) == 4 and not any(hasattr(job, "threads") for job in jobs)
+    manifests = [json.loads((spec.out / cfg.run_name / "manifest.json").read_text()) for cfg in spec.configs]
+    assert [m["threads"] for m in manifests] == [1] * 4
 
 
 def test_slurm_packs_runs_per_gpu_into_each_array_task(tmp_path, monkeypatch):
