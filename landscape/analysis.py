@@ -50,6 +50,7 @@ from landscape.overlap import overlap
 from landscape.run_folders import (
     CHECKPOINT_KINDS,
     Point,
+    check_point_metas,
     find_run_folders,
     foreign_runs,
     point_metrics,
@@ -151,7 +152,9 @@ def analyze(
             except UserError as exc:  # the run is reported failed; the others go on
                 runs.append((rd, label, exc))
     planned = [r[2] for r in runs if len(r) == 5]
-    total = sum(max(len(p) - 1, 0) * ((lmc != "none") + signs) + len(p) * (hessian_k > 0) for p in planned)
+    if hessian_k and (hessian or HessianOptions()).diag:
+        _check_one_architecture([(r[1], r[4]) for r in runs if len(r) == 5 and r[4] is not None])
+    total = sum(_planned_pieces(len(p), lmc, signs, hessian_k) for p in planned)
     opts = AnalysisOptions(
         lmc, hessian_k, signs, points, tuple(splits), bn, hessian_batches, hessian_batch_size, data_root, device,
         cache, checkpoints, hessian or HessianOptions(), bn_batch_size,
@@ -226,6 +229,26 @@ def _run_coords(cfg: TrainConfig | None, status: str, problem: str, rd: Path) ->
     }
 
 
+def _check_one_architecture(runs: list[tuple[str, TrainConfig]]) -> None:
+    """Refuse, before any work, a diagonal across runs of different architectures: its coordinates
+    (every trainable parameter entry) are the model's, so the runs' diagonals cannot be merged."""
+    seen: dict[str, str] = {}
+    for label, cfg in runs:
+        arch = f"{cfg.model.name} (width {cfg.model.width}) on {cfg.data.name}"
+        seen.setdefault(arch, label)
+    if len(seen) > 1:
+        (a, run_a), (b, run_b) = list(seen.items())[:2]
+        raise UserError(
+            f"--diag needs one architecture: run {run_a} is {a} but run {run_b} is {b}; analyse them separately"
+        )
+
+
+def _planned_pieces(points: int, lmc: str, signs: bool, hessian_k: int) -> int:
+    """The progress bar's pieces for a run of ``points`` points: a pair per LMC and sign comparison, a
+    point per spectrum (its trace and diagonal ride along)."""
+    return max(points - 1, 0) * ((lmc != "none") + signs) + points * (hessian_k > 0)
+
+
 def _analyze_run(rd, label, pts, status, cfg, opts: AnalysisOptions, source: RunSource, bar):
     lmc, hessian_k, signs, points, splits, bn = opts.lmc, opts.hessian_k, opts.signs, opts.points, opts.splits, opts.bn
     hessian_batches, hessian_batch_size = opts.hessian_batches, opts.hessian_batch_size
@@ -259,10 +282,12 @@ def _analyze_run(rd, label, pts, status, cfg, opts: AnalysisOptions, source: Run
     ds = c.read("run", summary_key)
     if ds is not None:  # nothing changed since the last analysis of this run: one read
         c.hits += int(ds.attrs.get("pieces", 0))
-        bar.update(int(ds.attrs.get("pieces", 0)))
+        bar.update(_planned_pieces(len(pts), lmc, signs, hessian_k))  # the bar's unit, not the cache's count
         where = {"problem": ("run", [problem]), "run_dir": ("run", [str(rd)])}
         ds.attrs = {k: v for k, v in ds.attrs.items() if k not in ("analysis_piece", "analysis_key")}
         return ds.assign_coords(run=[label], **where), c
+    if cfg is not None:  # a run folder of this toolkit: its files must be the points its manifest names
+        check_point_metas(rd, pts)
     n = len(pts)
     out: dict[str, Any] = {}
     if lmc != "none" and n > 1:

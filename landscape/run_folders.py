@@ -27,6 +27,7 @@ import xarray as xr
 
 from landscape.results import load_dataset
 from landscape.sources.loading import OPEN_LTH_MODEL
+from training.checkpoint import read_checkpoint
 from training.errors import UserError
 from training.fileio import read_json
 
@@ -103,6 +104,26 @@ def _inside(run_dir: Path, rel: str) -> Path:
     return path
 
 
+MAX_POSITION = 2**31 - 1  # a level, cycle or epoch beyond this is no run's
+
+
+def check_point_metas(run_dir: Path, points: Iterable[Point]) -> None:
+    """Refuse a run whose checkpoint files are not what its manifest says: each present file's
+    ``meta`` must record the entry's level, cycle and epoch (a file copied or renamed over another
+    would otherwise be analysed as that point)."""
+    for p in points:
+        if p.missing:
+            continue
+        meta = read_checkpoint(p.path)["meta"]
+        found = tuple(meta.get(k) for k in ("level", "cycle", "epoch"))
+        wanted = (p.level, p.cycle, p.epoch)
+        if found[0] is None:  # written before checkpoints recorded their level
+            found, wanted = found[1:], wanted[1:]
+        if found != wanted:
+            rel = p.path.relative_to(run_dir.resolve()).as_posix()
+            raise UserError(f"{run_dir}: {rel} holds level, cycle, epoch {found} but the manifest lists it as {wanted}")
+
+
 def _entry(run_dir: Path, e: object) -> tuple[Path, int, int, int, float]:
     """A manifest entry's path (checked to stay inside the run), level, cycle, epoch and sparsity."""
 
@@ -112,11 +133,16 @@ def _entry(run_dir: Path, e: object) -> tuple[Path, int, int, int, float]:
     ok = (
         isinstance(e, dict)
         and isinstance(e.get("path"), str)
-        and all(whole(e.get(k)) for k in ("level", "cycle", "epoch"))
+        and "\x00" not in e["path"]
+        and all(whole(e.get(k)) and 0 <= e[k] <= MAX_POSITION for k in ("level", "cycle", "epoch"))
         and (whole(e.get("sparsity")) or isinstance(e.get("sparsity"), float))
+        and 0.0 <= float(e["sparsity"]) <= 1.0
     )
     if not ok:
-        raise UserError(f"{run_dir}: malformed checkpoint entry in its manifest: {e!r}")
+        shown = repr(e)
+        raise UserError(
+            f"{run_dir}: malformed checkpoint entry in its manifest: {shown[:200]}{'...' if len(shown) > 200 else ''}"
+        )
     return _inside(run_dir, e["path"]), e["level"], e["cycle"], e["epoch"], float(e["sparsity"])
 
 
@@ -141,6 +167,8 @@ def run_points(run_dir: Path, checkpoints: str = "cycles") -> tuple[list[Point],
             entries += found.get("checkpoints", []) if isinstance(found, dict) else []
     if not isinstance(entries, list):
         raise UserError(f"{run_dir}: the manifest's checkpoints are not a list")
+    if not entries and manifest.get("status") == "complete":
+        raise UserError(f"{run_dir}: the manifest says complete but lists no checkpoints")
     points = []
     seen: set[Path] = set()
     for e in entries:

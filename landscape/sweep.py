@@ -28,13 +28,15 @@ training ``runs_per_device`` runs per GPU it is given (:mod:`landscape.packing`)
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+import math
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from landscape.packing import TrainGroupJob, cpu_count, device_slots, fill_slots, gpu_count, groups
-from training.checks import AT_LEAST_ONE, COUNT, Range, check_number
+from training.checks import AT_LEAST_ONE, COUNT, MAX_PATH_POINTS, Range, check_number
 from training.config import TrainConfig, from_dict, replace_dotted, to_yaml
 from training.errors import ConfigError, UserError
 from training.fileio import read_json
@@ -56,8 +58,19 @@ class Sweep:
     analyze: dict[str, Any] = field(default_factory=dict)
 
 
-def load_sweep(path: str | Path, out: str | Path | None = None) -> Sweep:
-    """Read and expand a sweep file; unknown keys, wrong types and invalid configs are errors."""
+MAX_SWEEP_RUNS = 10_000  # grid points expanded without --force: validating each takes about a millisecond
+
+
+def load_sweep(
+    path: str | Path,
+    out: str | Path | None = None,
+    *,
+    force: bool = False,
+    announce: Callable[[int], None] | None = None,
+) -> Sweep:
+    """Read and expand a sweep file; unknown keys, wrong types and invalid configs are errors.
+    ``announce`` gets the grid's number of points before it is expanded; a grid of more than
+    :data:`MAX_SWEEP_RUNS` points is refused unless ``force``."""
     path = Path(path)
     try:
         spec = load_yaml_text(path.read_text(encoding="utf-8"), str(path)) or {}
@@ -75,6 +88,14 @@ def load_sweep(path: str | Path, out: str | Path | None = None) -> Sweep:
     grid = spec.get("grid") or {}
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
         raise ConfigError(f"{path}: grid must map dotted config keys to non-empty lists")
+    size = math.prod(len(v) for v in grid.values())
+    if announce is not None:
+        announce(size)
+    if size > MAX_SWEEP_RUNS and not force:
+        raise ConfigError(
+            f"{path}: the grid has {size:,} points, more than {MAX_SWEEP_RUNS:,}; pass --force (force=True) to "
+            "expand it anyway"
+        )
     analyze = _section(spec, "analyze", path)
     bad = sorted(set(analyze) - set(ANALYZE_KEYS))
     if bad:
@@ -101,8 +122,9 @@ def check_analyze(options: Mapping[str, Any], where: str = "sweep") -> None:
     """Check a sweep's ``analyze`` options as :func:`landscape.analysis.analyze` would, before anything runs."""
     from landscape.analysis import LMC_MODES
 
-    numbers = {"hessian_k": COUNT, "points": Range(ge=2, integer=True), "hessian_batch_size": AT_LEAST_ONE}
-    for key, valid in numbers.items():
+    numbers = [("hessian_k", COUNT), ("points", Range(ge=2, integer=True)), ("points", MAX_PATH_POINTS),
+               ("hessian_batch_size", AT_LEAST_ONE)]  # fmt: skip
+    for key, valid in numbers:
         try:
             check_number(options.get(key), f"analyze.{key}", valid, error=ConfigError)
         except ConfigError as exc:
@@ -151,6 +173,20 @@ def expand(base: TrainConfig, grid: Mapping[str, list], source: str = "sweep") -
             seen.add(cfg.run_name)
             configs.append(cfg)
     return configs
+
+
+def stop_jobs(jobs: list[Any], timeout_s: float = 60.0) -> int:
+    """Stop the local submitit jobs still running and wait (up to ``timeout_s``) until they have ended;
+    the number stopped. submitit's ``cancel`` sends SIGINT to the job's process, which passes it on to
+    the training function: :func:`training.run.train` then stops between steps, its run folder keeping
+    every finished epoch (a resumable run)."""
+    running = [job for job in jobs if not job.done()]
+    for job in running:
+        job.cancel()
+    deadline = time.monotonic() + timeout_s
+    while any(not job.done() for job in running) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return len(running)
 
 
 def run_status(cfg: TrainConfig, out: Path) -> str:
@@ -307,13 +343,19 @@ def submit(
                     _group_outcomes(job, batch) if runs_per_device > 1 else {batch[0]: _outcome(job)}
                 )
     else:  # local: one job per free slot (runs_per_device per GPU, or on the CPU), refilled as jobs end
+        started: list[Any] = []
 
         def start(job: TrainJob, slot: Any) -> Any:
             ex.update_parameters(**slot.local_parameters())
-            return ex.submit(job)
+            started.append(ex.submit(job))
+            return started[-1]
 
-        for name, job in zip(names, fill_slots(jobs, slots, start, lambda j: j.done()), strict=True):
-            report.finished[name] = _outcome(job)
+        try:
+            for name, job in zip(names, fill_slots(jobs, slots, start, lambda j: j.done()), strict=True):
+                report.finished[name] = _outcome(job)
+        except BaseException:  # Ctrl-C, or SIGTERM (the CLI turns it into KeyboardInterrupt): no worker outlives us
+            stop_jobs(started)
+            raise
         ex.update_parameters(gpus_per_node=gpu_count(), visible_gpus=())  # the analysis job sees every GPU
     if analyze:
         run_dirs = [str(out / cfg.run_name) for cfg in sweep.configs]

@@ -370,7 +370,14 @@ def sample_bundle(bundle: DataBundle, samples: int, *, seed: int = 0) -> DataBun
     """A copy of ``bundle`` whose training split (augmented and not, the same samples) and test split
     each hold ``samples`` samples (a split with fewer is kept whole): a class-balanced subset fixed by
     ``seed``, the split and ``samples`` only (:func:`balanced_subset`), in the split's order. Analyses
-    of large datasets run on it."""
+    of large datasets run on it. Fewer ``samples`` than classes is refused: no subset of them is
+    class-balanced."""
+    if samples < bundle.num_classes:
+        raise DataError(
+            f"samples {samples} is below the {bundle.num_classes} classes of {bundle.name}: a class-balanced "
+            "subset needs at least one sample per class",
+            param="samples",
+        )
     parts = {}
     for name, field_name in (("train", "train_eval"), ("test", "test")):
         split = getattr(bundle, field_name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -63,6 +64,8 @@ def evaluate(
             y = y.to(device, non_blocking=True)
             out = _forward(model, x) if count == 0 else model(x)
             if count == 0:
+                if loss_fn is None:
+                    check_class_targets(y)
                 classify = classify or is_classification(out, y)
                 if classify:
                     _check_labels(y, out.shape[-1])
@@ -110,6 +113,20 @@ def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     except (RuntimeError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"the data does not fit the model: inputs of shape {tuple(x.shape[1:])} ({reason})") from exc
+
+
+def check_class_targets(y: Any) -> None:
+    """Targets the default loss (cross-entropy) can take as class labels: an integer tensor with one label
+    per sample. Anything else (float labels, one-hot or multi-column targets) is a :class:`DataError`
+    that says to pass a loss for them."""
+    if not isinstance(y, torch.Tensor):
+        raise DataError(f"the targets must be a tensor of class labels, got {type(y).__name__}", param="data")
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool or y.dim() != 1:
+        raise DataError(
+            f"cross-entropy needs integer class labels, one per sample; the targets are {str(y.dtype)[6:]} of "
+            f"shape {tuple(y.shape)}: convert them (y.long()) or pass a loss_fn (--loss) for other targets",
+            param="data",
+        )
 
 
 def _check_labels(y: torch.Tensor, classes: int) -> None:

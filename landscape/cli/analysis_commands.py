@@ -106,7 +106,7 @@ def interpolate(
         device=device,
         quiet=quiet,
     )
-    ds.attrs.update(samples_attrs(samples, samples_seed))
+    ds.attrs.update(samples_attrs(samples, samples_seed, splits))
     print_path(ds)
     if out is not None:
         save_dataset(ds, out)
@@ -284,7 +284,7 @@ def surface(
             *loaded, loader, grid=grid, bn=bn, bn_data=bn_data, loss_fn=fn, device=device, quiet=quiet,
             bn_batch_size=bn_batch_size,
         )  # fmt: skip
-    ds.attrs.update(samples_attrs(samples, samples_seed))
+    ds.attrs.update(samples_attrs(samples, samples_seed, splits))
     error = f", error in [{float(ds['error'].min()):.4f}, {float(ds['error'].max()):.4f}]" if "error" in ds else ""
     out_console.print(
         f"{ds.attrs['kind']}: loss in [{float(ds['loss'].min()):.4f}, {float(ds['loss'].max()):.4f}]{error} on {split}"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import typer
@@ -100,6 +104,25 @@ BnBatchSizeOpt = typer.Option(
 AlignOpt = typer.Option(
     "none", help="Permute B's units to match A first: none, weight-matching or activation-matching."
 )
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`KeyboardInterrupt` in the main thread, as Ctrl-C does, so
+    the same clean-up runs (a job scheduler's or ``kill``'s stop, not only the terminal's); the previous
+    handler is restored after. Outside the main thread (no signals there) the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def check_options(**options: tuple[Any, Range]) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,23 @@ def split_names(split: str) -> list[str]:
     return ["train", "test"] if split == "both" else [split]
 
 
-def samples_attrs(samples: int | None, seed: int) -> dict[str, int]:
-    """Dataset attrs recording the ``--samples`` subset: ``samples`` (-1 for the whole split) and its seed."""
-    return {"samples": -1 if samples is None else int(samples), "samples_seed": int(seed)}
+def samples_attrs(samples: int | None, seed: int, splits: Mapping[str, Iterable] | None = None) -> dict[str, Any]:
+    """Dataset attrs recording the ``--samples`` subset as used: ``samples`` (-1 when every split was used
+    whole) and its seed; given the ``splits`` evaluated, also ``samples_used`` (each split's count, as
+    ``"test 1000"``): a split smaller than ``--samples`` is used whole, so a request above every
+    split's size records -1, never the number asked for."""
+    if samples is None:
+        return {"samples": -1, "samples_seed": int(seed)}
+    if splits is None:
+        return {"samples": int(samples), "samples_seed": int(seed)}
+    used = {name: sum(len(batch[0] if isinstance(batch, (list, tuple)) else batch) for batch in data)
+            for name, data in splits.items()}  # fmt: skip
+    cut = any(n == samples for n in used.values())
+    return {
+        "samples": int(samples) if cut else -1,
+        "samples_seed": int(seed),
+        "samples_used": ", ".join(f"{name} {n}" for name, n in used.items()),
+    }
 
 
 def print_path(ds: Any, coord: str = "alpha", title: str = "loss and error along θ(α) = (1−α)θ_A + αθ_B") -> None:
@@ -234,7 +249,7 @@ def curve(
         device=device,
         quiet=quiet,
     )
-    ds.attrs.update(samples_attrs(samples, samples_seed))
+    ds.attrs.update(samples_attrs(samples, samples_seed, splits))
     print_path(ds, "t", f"loss and error along the {kind} curve φ(t) from A to B")
     out_console.print(
         f"path length {float(ds['path_length']):.4g} (straight line {float(ds['linear_path_length']):.4g})"

@@ -10,7 +10,16 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from landscape.cli.app import DataOpt, DataRootOpt, DeviceOpt, QuietOpt, app, check_options, out_console
+from landscape.cli.app import (
+    DataOpt,
+    DataRootOpt,
+    DeviceOpt,
+    QuietOpt,
+    app,
+    check_options,
+    out_console,
+    sigterm_as_interrupt,
+)
 from landscape.cli.config_flags import config_overrides, config_parameters, with_parameters
 from training.checks import AT_LEAST_ONE, FRACTION, Range
 from training.errors import Interrupted, UserError
@@ -126,6 +135,7 @@ def sweep(
         help="Jobs sharing one GPU at once (models too small to fill it); on Slurm, runs per GPU of each task.",
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would run and what is done; submit nothing."),
+    force: bool = typer.Option(False, "--force", help="Expand a grid of more than 10,000 points (refused otherwise)."),
     analyze: bool = typer.Option(
         False,
         "--analyze",
@@ -138,17 +148,26 @@ def sweep(
     """Expand a grid into runs named by config hash and submit the unfinished ones through submitit."""
     from landscape.sweep import load_sweep, submit
 
-    spec = load_sweep(sweep_file, out)
-    check_output_folder(spec.out, inputs=[sweep_file])
-    report = submit(
-        spec,
-        executor=executor,
-        max_parallel=max_parallel,
-        dry_run=dry_run,
-        analyze=analyze,
-        wait=wait,
-        runs_per_device=runs_per_device,
+    spec = load_sweep(
+        sweep_file, out, force=force, announce=lambda n: print(f"grid: {n:,} points; expanding", file=sys.stderr)
     )
+    check_output_folder(spec.out, inputs=[sweep_file])
+    try:
+        with sigterm_as_interrupt():  # a SIGTERM stops the local jobs too, as Ctrl-C does
+            report = submit(
+                spec,
+                executor=executor,
+                max_parallel=max_parallel,
+                dry_run=dry_run,
+                analyze=analyze,
+                wait=wait,
+                runs_per_device=runs_per_device,
+            )
+    except KeyboardInterrupt as exc:
+        raise Interrupted(
+            "the sweep's local training jobs were stopped and have ended; every run folder keeps its finished "
+            "epochs: run the same command again to resume them"
+        ) from exc
     table = Table(title=f"sweep: {len(report.before)} runs under {report.out}")
     for col in ("run", "before", "after"):
         table.add_column(col)

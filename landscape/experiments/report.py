@@ -25,13 +25,42 @@ DIRECTION = {1: "a > b", -1: "a < b"}
 
 
 def load_claims(folder: str | Path) -> dict[str, dict[str, Any]]:
-    """``{group: payload}`` of every ``<group>-claims.json`` in ``folder`` (missing groups left out)."""
+    """``{group: payload}`` of every ``<group>-claims.json`` in ``folder`` (missing groups left out); a file
+    that is not a claims file of this toolkit is refused, naming it and what is wrong."""
     out = {}
     for group in GROUPS:
-        payload = read_json(Path(folder) / f"{group}-claims.json")
+        path = Path(folder) / f"{group}-claims.json"
+        payload = read_json(path)
         if payload is not None:
+            problem = _claims_problem(payload)
+            if problem:
+                raise UserError(f"{path} is not a claims file of `landscape reproduce`: {problem}")
             out[group] = payload
     return out
+
+
+def _claims_problem(payload: Any) -> str:
+    """What is wrong with a claims file's content, or ``""``."""
+    if not isinstance(payload, dict):
+        return f"it holds a {type(payload).__name__}, not a mapping"
+    if not isinstance(payload.get("claims"), list):
+        return "its 'claims' is not a list"
+    for key in ("summary", "timing"):
+        if not isinstance(payload.get(key, {}), dict):
+            return f"its {key!r} is not a mapping"
+    number = (int, float, type(None))
+    for i, c in enumerate(payload["claims"]):
+        if not isinstance(c, dict):
+            return f"claim {i} is not a mapping"
+        for key in ("id", "label", "metric", "verdict"):
+            if not isinstance(c.get(key), str):
+                return f"claim {i} has no text {key!r}"
+        for key in ("effect", "ci_low", "ci_high", "mean_a", "mean_b"):
+            if not isinstance(c.get(key), number) or isinstance(c.get(key), bool):
+                return f"claim {i}'s {key!r} is not a number"
+        if not isinstance(c.get("n"), int) or isinstance(c.get("n"), bool):
+            return f"claim {i}'s 'n' is not a whole number"
+    return ""
 
 
 def _scale(metric: str) -> tuple[float, str, int]:

@@ -188,7 +188,11 @@ def hessian_eigenvalues(
         ds.attrs["vectors_path"] = str(vectors_path)
     ds["eigenvalue"].attrs.update(units=UNITS, order=ORDER[which])
     ds["residual"].attrs["definition"] = "||Av - lambda v|| (Lanczos: the estimate beta_m |s_mi|)"
-    ds["error_bound"].attrs["definition"] = "bound on |lambda - eigenvalue|: min(r, r^2/gap), or r without a gap"
+    ds["error_bound"].attrs["definition"] = (
+        "min(r, r^2/gap), or r without a gap: r bounds the distance to some eigenvalue; the gap is estimated from "
+        "the other Ritz values (a heuristic: an eigenvalue not yet found can be closer), so it bounds the error of "
+        "the k-th eigenvalue only once the better-ranked ones have converged"
+    )
     return ds
 
 

@@ -4,6 +4,7 @@ deflated power iteration with its relative-change stopping rule."""
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -34,7 +35,10 @@ def pyhessian_eigenvalues(
     batches = list(batches)
     net = copy.deepcopy(model).to(device)
     criterion = nn.CrossEntropyLoss()
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        # PyHessian calls backward(create_graph=True); torch's warning about it concerns PyHessian's code, on a
+        # copy of the model dropped on return, and would otherwise reach the user after the table.
+        warnings.filterwarnings("ignore", message=r"Using backward\(\) with create_graph=True", category=UserWarning)
         torch.manual_seed(seed)
         if len(batches) == 1:
             x, y = batches[0]

@@ -37,14 +37,15 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from training.errors import UserError
-from training.evaluate import resolve_device
+from landscape.sources import check_batches
+from training.errors import DataError, UserError
+from training.evaluate import check_class_targets, resolve_device
 from training.masks import check_mask_fits
 
 SUBSPACES = ("mask", "dense")
@@ -84,7 +85,14 @@ class ModelOperator:
         self._kept: dict[str, torch.Tensor] = {}
         if subspace == "mask":
             self._kept = {n: m.to(self.device).flatten().nonzero().squeeze(1) for n, m in mask.items()}
+        if not isinstance(data, Iterator):  # a one-pass iterator is read once, here: nothing to compare
+            check_batches(data, "data")
         self.batches: list = list(data)
+        for batch in self.batches[:1]:
+            if not isinstance(batch, (list, tuple)) or len(batch) < 2:
+                raise DataError(f"data must hold (inputs, targets) batches, got a {type(batch).__name__}", param="data")
+            if loss_fn is None:
+                check_class_targets(batch[1])
         self.n_samples = sum(len(batch[1]) for batch in self.batches)
         if self.n_samples == 0:
             raise UserError(f"cannot compute a {self.kind} on an empty dataset", param="data")

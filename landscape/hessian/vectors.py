@@ -17,12 +17,13 @@ computation (``hessian_eigenvalues(..., start=payload)``).
 from __future__ import annotations
 
 import os
-import pickle
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from training.errors import UserError
+from training.checkpoint import safe_torch_load
+from training.errors import CheckpointError, UserError
 from training.fileio import atomic_path
 
 FORMAT = "landscape-ritz-vectors"
@@ -36,10 +37,10 @@ def save_ritz_vectors(path: str | os.PathLike, payload: dict[str, Any]) -> None:
 
 def load_ritz_vectors(path: str | os.PathLike) -> dict[str, Any]:
     """Read a Ritz-vector file (tensors on the CPU); a file of another kind is a :class:`UserError`."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:  # not a torch zip file
-        raise UserError(f"cannot read Ritz vectors from {path}: {str(exc).splitlines()[0]}") from exc
+    try:  # the toolkit's safe loader: one line naming what it refused, never PyTorch's weights_only advice
+        payload = safe_torch_load(Path(path))
+    except CheckpointError as exc:
+        raise UserError(f"cannot read Ritz vectors: {exc}") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UserError(f"{path} is not a Ritz-vector file")
     if payload.get("version") != 1:

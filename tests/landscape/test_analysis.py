@@ -149,3 +149,39 @@ def test_epoch_checkpoints_as_points(tmp_path):
     assert cycles["epoch"].isel(run=0).values.tolist() == [0, 2, 4]
     with pytest.raises(UserError, match="unknown checkpoints"):
         run_points(run.run_dir, "levels")
+
+
+def test_foreign_or_truncated_cache_files_are_recomputed(runs, tmp_path):
+    """The audit: a foreign netCDF in a run's analysis/ folder exited 1 (a truncated one was already
+    recomputed). Every cache file now carries its piece's kind and key; any other file is recomputed."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(runs[0], run, ignore=shutil.ignore_patterns("analysis", ".lock"))
+    first = analyze([run], hessian_k=1, points=3)
+    cached = sorted((run / "analysis").glob("*.nc"))
+    assert cached and all(xr.load_dataset(p).attrs["analysis_piece"] == p.name.split("-")[0] for p in cached)
+    for damage in ("truncate", "foreign"):
+        for path in cached:
+            if damage == "truncate":
+                path.write_bytes(path.read_bytes()[:100])
+            else:
+                xr.Dataset({"x": ("i", [1.0, 2.0])}, attrs={"title": "someone else's"}).to_netcdf(path)
+        again = analyze([run], hessian_k=1, points=3)
+        counts = [(ds.attrs["cache_hits"], ds.attrs["cache_misses"]) for ds in (first, again)]
+        assert counts[0] == counts[1], counts  # every piece computed again, as the first time
+        xr.testing.assert_identical(first.drop_attrs().drop_vars("run_dir"), again.drop_attrs().drop_vars("run_dir"))
+
+
+def test_a_diagonal_across_architectures_is_refused_before_any_work(runs, tmp_path):
+    """The audit: ``analyze --trace --diag`` over runs of two architectures computed every piece, then
+    failed merging them (exit 1). It is now refused first, as ``--align`` is."""
+    from training.config import ModelConfig
+
+    mlp = train(tiny_config(model=ModelConfig(name="mlp", width=16)), tmp_path, quiet=True).run_dir
+    from landscape.hessian.sequence import HessianOptions
+
+    curvature = HessianOptions(trace="hutchinson", diag=True)
+    with pytest.raises(UserError, match=r"--diag needs one architecture: run .* is cnn1d .* but run .* is mlp"):
+        analyze([runs[0], mlp], lmc="none", signs=False, hessian_k=1, hessian=curvature)
+    assert not (mlp / "analysis").exists() and not list((runs[0] / "analysis").glob("diagonal-*"))

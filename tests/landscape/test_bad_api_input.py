@@ -88,6 +88,9 @@ def test_every_analysis_refuses_a_mask_that_does_not_fit(pair, batches):
         hessian_eigenvalues(b.model, batches, k=1, max_iter=3, mask={"nowhere.weight": torch.ones(2, dtype=bool)})
 
 
+FLOAT_LABELS = r"cross-entropy needs integer class labels, one per sample; the targets are float32 of shape \(200,\)"
+
+
 @pytest.mark.parametrize(
     "call, pattern, param",
     [
@@ -106,6 +109,16 @@ def test_every_analysis_refuses_a_mask_that_does_not_fit(pair, batches):
         (lambda a, b, d: surface(b, d, directions=3), "directions", None),
         (lambda a, b, d: interpolate(a, "missing.pt", d), "no such checkpoint: missing.pt", None),
         (lambda a, b, d: overlap(a, {"model": b.state}), "mask", None),
+        # round two of the audit: wrong types name the parameter; labels the loss cannot take are data errors
+        (lambda a, b, d: interpolate(5, b, d), "ckpt_a must be a Checkpoint, a path or an nn.Module, got int", None),
+        (lambda a, b, d: overlap(1, 2), "a must be a Checkpoint, a path or an nn.Module, got int", None),
+        (lambda a, b, d: interpolate(a, b, "batches", bn="none"), "data must be an iterable of .* got str", None),
+        (lambda a, b, d: interpolate(a, b, d[0][0], bn="none"), "data must be an iterable of .* got Tensor", None),
+        (lambda a, b, d: hessian_eigenvalues(b, "batches"), "data must be an iterable of .* got str", None),
+        (lambda a, b, d: interpolate(a, b, [(d[0][0], d[0][1].float())], bn="none"), FLOAT_LABELS, "data"),
+        (lambda a, b, d: hessian_eigenvalues(b, [(d[0][0], d[0][1].float())]), "needs integer class labels", "data"),
+        (lambda a, b, d: interpolate(a, b, [(d[0][0], d[0][1][:, None])], bn="none"), r"of shape \(200, 1\)", "data"),
+        (lambda a, b, d: interpolate(a, b, {"test": d}, bn_data=iter(d)), "bn_data is a one-pass iterator", "bn_data"),
     ],
 )
 def test_wrong_types_and_values_raise_the_toolkits_errors(pair, batches, call, pattern, param):

@@ -389,6 +389,11 @@ def test_analyze_never_drops_a_manifest_entry_silently(tiny_run, tmp_path):
         "config.yaml": "manifest entry 'config.yaml' does not name a checkpoint of this run",
         "duplicate": "manifest lists .* twice",
         "status": "manifest status 'finished' is not one of running, complete, diverged",
+        # round two: a file that is not the entry's checkpoint, no checkpoints, a NUL, a huge cycle
+        "copied": r"cycle_2.pt holds level, cycle, epoch \(0, 1, 2\) but the manifest lists it as \(0, 2, 4\)",
+        "empty": "the manifest says complete but lists no checkpoints",
+        "nul": "malformed checkpoint entry",
+        "huge": "malformed checkpoint entry",
     }
     for case, message in cases.items():
         run = tmp_path / f"run-{len(case)}-{case.strip('.') or 'dot'}"
@@ -398,6 +403,14 @@ def test_analyze_never_drops_a_manifest_entry_silently(tiny_run, tmp_path):
             broken["checkpoints"].append(dict(broken["checkpoints"][cycle]))
         elif case == "status":
             broken["status"] = "finished"
+        elif case == "copied":  # cycle 1's file copied over cycle 2's
+            shutil.copyfile(run / "cycle_1.pt", run / "cycle_2.pt")
+        elif case == "empty":
+            broken["checkpoints"] = []
+        elif case == "nul":
+            broken["checkpoints"][cycle]["path"] = "cycle_2\x00.pt"
+        elif case == "huge":
+            broken["checkpoints"][cycle]["cycle"] = 10**30
         else:
             broken["checkpoints"][cycle]["path"] = case
         (run / "manifest.json").write_text(json.dumps(broken))
@@ -428,6 +441,13 @@ def test_a_pyhessian_table_prints_no_product_count(tiny_run, capsys):
     code, out, err = run_cli(["hessian", tiny_run.checkpoint(), "--method", "pyhessian", "--subspace", "dense"], capsys)
     assert code == 0, err
     assert "-1 products" not in out and "eigenvalues" in out
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "landscape.cli", "hessian", str(tiny_run.checkpoint()), "--method", "pyhessian"]
+    done = subprocess.run([*args, "--subspace", "dense"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "create_graph" not in done.stderr, done.stderr  # torch's warning about
+    # PyHessian's own backward call is not the user's business (pytest captures warnings: a real process)
 
 
 def test_start_vectors_that_cannot_warm_start_are_refused(tiny_run, tmp_path, capsys):
@@ -478,3 +498,45 @@ def test_sizes_that_would_run_for_ever_are_refused_before_any_work(tiny_run, cap
         landscape.surface(b, [], grid=2**31)
     with pytest.raises(UserError, match=r"points must be at most 100001"):
         landscape.analyze([tiny_run.run_dir], points=2**31)
+
+
+def test_samples_are_recorded_as_used_and_never_fewer_than_the_classes(tiny_run, tmp_path, capsys):
+    """The audit: ``curve --samples 100000000`` recorded the number asked for, not the 1000 used, and
+    ``--samples`` below the number of classes was called class-balanced."""
+    a, b = tiny_run.checkpoint(1), tiny_run.checkpoint(2)
+    out = tmp_path / "curve.nc"
+    code, _out, err = run_cli(
+        ["curve", a, b, "--epochs", "0", "--points", "2", "--samples", "100000000", "--out", out, "--quiet"], capsys
+    )
+    assert code == 0, err
+    ds = xr.load_dataset(out)
+    assert ds.attrs["samples"] == -1 and ds.attrs["samples_used"] == "test 1000"  # the whole test split
+    code, _out, err = run_cli(
+        ["interpolate", a, b, "--points", "2", "--samples", "50", "--split", "both", "--out", out, "--quiet"], capsys
+    )
+    assert code == 0, err
+    ds = xr.load_dataset(out)
+    assert ds.attrs["samples"] == 50 and ds.attrs["samples_used"] == "train 50, test 50"
+    code, _out, err = run_cli(["interpolate", a, b, "--points", "2", "--samples", "5"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "samples 5 is below the 10 classes of mnist1d: a class-balanced subset needs at least one" in err
+
+
+def test_a_huge_sweep_grid_says_its_size_first_and_needs_force(tmp_path, capsys):
+    """The audit: a 10⁷-point grid with --dry-run printed nothing for minutes. Its size is printed before
+    it is expanded, and above 10,000 points it needs --force."""
+    from landscape.sweep import load_sweep
+
+    sweep = tmp_path / "huge.yaml"
+    values = ", ".join(str(i) for i in range(100))
+    sweep.write_text(
+        f"out: {tmp_path / 'runs'}\nbase: {{device: cpu}}\n"
+        f"grid:\n  seed: [{values}]\n  data_seed: [{values}]\n  optim.lr: [{values}]\n  schedule.epochs: [1, 2]\n"
+    )
+    code, _out, err = run_cli(["sweep", sweep, "--dry-run"], capsys)  # expanding would take about half an hour
+    assert code == 2 and err.splitlines()[0] == "grid: 2,000,000 points; expanding"
+    assert "the grid has 2,000,000 points, more than 10,000; pass --force" in err.splitlines()[1]
+    sizes = []
+    small = tmp_path / "small.yaml"
+    small.write_text(f"out: {tmp_path / 'runs'}\nbase: {{device: cpu}}\ngrid:\n  seed: [0, 1, 2]\n")
+    assert len(load_sweep(small, announce=sizes.append).configs) == 3 and sizes == [3]

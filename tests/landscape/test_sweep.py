@@ -260,3 +260,40 @@ def test_group_job_trains_its_runs_side_by_side_and_reports_each(tmp_path):
     assert outcomes[bad.run_name] == "failed: error: dataset cifar10 needs --data-root DIR (nothing is downloaded)"
     for cfg in good:
         assert json.loads((spec.out / cfg.run_name / "manifest.json").read_text())["status"] == "complete"
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_local_sweep_stops_its_workers_and_waits(tmp_path):
+    """The audit: SIGTERM to ``landscape sweep --executor local`` left its submitit worker training, with
+    parent 1. Now the sweep stops its jobs, waits for them, and exits 130 saying so: once it has exited,
+    nothing holds a run folder's lock (training holds it while it trains)."""
+    import subprocess
+    import sys
+
+    from filelock import FileLock
+
+    path = write(tmp_path, epochs=2000)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "landscape.cli", "sweep", str(path), "--max-parallel", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    runs = tmp_path / "runs"
+    deadline = time.monotonic() + 120
+    while not list(runs.glob("*/init.pt")) and time.monotonic() < deadline:  # a worker is training
+        time.sleep(0.2)
+    assert list(runs.glob("*/init.pt")), proc.stderr.read() if proc.poll() is not None else "no worker started"
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # failed: do not leave it running
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted: the sweep's local training jobs were stopped and have ended" in err
+    for folder in (p for p in runs.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        lock = FileLock(folder / ".lock")
+        lock.acquire(timeout=0)  # raises Timeout if a worker were still training this run
+        lock.release()
+        assert json.loads((folder / "manifest.json").read_text())["status"] == "running"  # resumable

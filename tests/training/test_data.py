@@ -32,6 +32,17 @@ def test_mnist1d_shapes_cache_and_rng_isolation(tmp_path, monkeypatch):
     cached[0].write_bytes(b"garbage")  # a corrupted cache is regenerated, not trusted
     c = mnist1d_arrays()
     assert all(np.array_equal(a[k], c[k]) for k in a)
+    # the audit: a truncated cache file (a zip cut short) and a foreign one (right keys, wrong arrays)
+    # exited 1; both are regenerated and replaced
+    whole = cached[0].read_bytes()
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, x=np.zeros((3, 7)), y=np.arange(3), x_test=np.zeros((1, 7)), y_test=np.arange(1))
+    for bad in (whole[: len(whole) // 2], foreign.read_bytes()):
+        cached[0].write_bytes(bad)
+        d = mnist1d_arrays()
+        assert all(np.array_equal(a[k], d[k]) for k in a)
+        with np.load(cached[0]) as replaced:
+            assert all(np.array_equal(a[k], replaced[k]) for k in a)
     bundle = load_data(DataConfig(name="mnist1d"))
     assert bundle.input_shape == (1, 40) and bundle.num_classes == 10
 

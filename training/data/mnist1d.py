@@ -31,13 +31,14 @@ def _generate(path: Path, **changes: object) -> dict[str, np.ndarray]:
     """``make_dataset`` with the package's default arguments plus ``changes``, cached as ``.npz`` at ``path``."""
     from mnist1d.data import get_dataset_args, make_dataset
 
-    keys = ("x", "y", "x_test", "y_test")
     if path.exists():
         try:
             with np.load(path, allow_pickle=False) as f:
-                return {k: f[k] for k in keys}
-        except (OSError, ValueError, KeyError):
-            pass  # a corrupted cache file is regenerated below
+                cached = {k: f[k] for k in ("x", "y", "x_test", "y_test")}
+            if _plausible(cached):
+                return cached
+        except Exception:  # truncated, not a zip, another file's keys: regenerated and replaced below
+            pass
     args = get_dataset_args()
     for key, value in changes.items():
         setattr(args, key, value)
@@ -60,6 +61,16 @@ def _generate(path: Path, **changes: object) -> dict[str, np.ndarray]:
     except Exception:  # an unwritable cache only costs regeneration next time
         pass
     return arrays
+
+
+def _plausible(a: dict[str, np.ndarray]) -> bool:
+    """Whether cached arrays have MNIST-1D's form: float32 signals of length 40, int64 labels 0-9, one each."""
+    for x, y in ((a["x"], a["y"]), (a["x_test"], a["y_test"])):
+        if x.dtype != np.float32 or x.ndim != 2 or x.shape[1] != 40 or y.dtype != np.int64 or y.shape != x.shape[:1]:
+            return False
+        if len(y) and (y.min() < 0 or y.max() > 9):
+            return False
+    return True
 
 
 def mnist1d_arrays(cache: Path | None = None, test_samples: int = STANDARD_TEST) -> dict[str, np.ndarray]:

@@ -42,3 +42,25 @@ def test_report_into_never_loses_the_populated_block(tmp_path, monkeypatch, caps
                             (missing, f"error: --into {missing}: no such file")):  # fmt: skip
         code, err = run(["reproduce", "--report", "--into", target, *RESULTS], capsys)
         assert code == 2 and err.splitlines() == [err.splitlines()[0]] and err.startswith(message), err
+
+
+def test_claims_files_of_the_wrong_shape_are_refused_naming_the_file(tmp_path, capsys):
+    """The audit: claims files of the wrong shape exited 1 with a KeyError or TypeError."""
+    import json
+
+    medium = tmp_path / "medium"
+    medium.mkdir()
+    good = json.loads((ROOT / "results" / "medium" / "cyclic-claims.json").read_text())
+    bad_claim = {**good["claims"][0], "effect": "large"}
+    for content, says in (
+        ([1, 2], "it holds a list, not a mapping"),
+        ({"claims": {"a": 1}}, "its 'claims' is not a list"),
+        ({**good, "claims": [bad_claim]}, "claim 0's 'effect' is not a number"),
+        ({**good, "claims": [{k: v for k, v in good["claims"][0].items() if k != "label"}]}, "claim 0 has no text"),
+        ({**good, "timing": [3]}, "its 'timing' is not a mapping"),
+    ):
+        path = medium / "cyclic-claims.json"
+        path.write_text(json.dumps(content))
+        code, err = run(["reproduce", "--report", "--results", medium, "--quick-results", tmp_path / "none"], capsys)
+        assert code == 2 and len(err.splitlines()) == 1, err
+        assert err.startswith(f"error: {path} is not a claims file of `landscape reproduce`: {says}"), err

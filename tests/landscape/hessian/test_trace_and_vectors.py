@@ -125,3 +125,9 @@ def test_ritz_vectors_are_written_parameter_shaped_and_warm_start_a_later_run(tm
     (tmp_path / "bad.pt").write_bytes(b"not a file of vectors")
     with pytest.raises(UserError, match="cannot read Ritz vectors"):
         load_ritz_vectors(tmp_path / "bad.pt")
+    import datetime  # a pickled global that safe loading refuses: named, and PyTorch's advice is never shown
+
+    torch.save({"format": "x", "when": datetime.date(2026, 1, 1)}, tmp_path / "unsafe.pt")
+    with pytest.raises(UserError, match=r"refusing to load .*unsafe.pt: it pickles .*datetime.date") as exc:
+        load_ritz_vectors(tmp_path / "unsafe.pt")
+    assert "weights_only" not in str(exc.value) and "\n" not in str(exc.value)
