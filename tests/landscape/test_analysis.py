@@ -185,3 +185,22 @@ def test_a_diagonal_across_architectures_is_refused_before_any_work(runs, tmp_pa
     with pytest.raises(UserError, match=r"--diag needs one architecture: run .* is cnn1d .* but run .* is mlp"):
         analyze([runs[0], mlp], lmc="none", signs=False, hessian_k=1, hessian=curvature)
     assert not (mlp / "analysis").exists() and not list((runs[0] / "analysis").glob("diagonal-*"))
+
+
+def test_progress_after_a_cached_rerun_never_exceeds_the_total(runs, tmp_path, monkeypatch, capsys):
+    """The audit: a rerun read from the cache printed "17/14 pieces" (a trace and a diagonal ride along with
+    each spectrum, and the cache counted them). The bar counts what it promised."""
+    import re
+    import shutil
+
+    from landscape.hessian.sequence import HessianOptions
+
+    monkeypatch.delenv("CI", raising=False)  # progress lines on (stderr is not a terminal here)
+    run = tmp_path / "run"
+    shutil.copytree(runs[0], run, ignore=shutil.ignore_patterns("analysis", ".lock"))
+    curvature = HessianOptions(trace="hutchinson", diag=True)
+    for _ in range(2):
+        analyze([run], hessian_k=1, points=3, hessian=curvature, quiet=False)
+        counts = re.findall(r"analyze: (\d+)/(\d+) pieces", capsys.readouterr().err)
+        assert counts and all(int(done) <= int(total) for done, total in counts), counts
+        assert counts[-1][0] == counts[-1][1]
