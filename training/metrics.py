@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-METRIC_NAMES = ("train_loss", "train_error", "test_loss", "test_error", "lr", "density")
+METRIC_NAMES = ("train_loss", "train_error", "test_loss", "test_error", "lr", "density", "train_flops")
 CYCLE_METRIC_NAMES = ("train_set_loss", "train_set_error")
 
 
@@ -22,7 +22,9 @@ def metrics_dataset(records: list[dict[str, Any]], cycles: int, epochs: int, att
 
     Variables: ``train_loss``/``train_error`` (running means over the epoch's training batches, in
     train mode, with augmentation), ``test_loss``/``test_error`` (eval mode, after the epoch), ``lr``
-    (the rate of the epoch's last step), ``density`` (measured fraction of non-zero prunable weights).
+    (the rate of the epoch's last step), ``density`` (measured fraction of non-zero prunable weights),
+    ``train_flops`` (the run's cumulative training FLOPs at the end of the epoch, over all its stages:
+    3·f(M) per sample trained plus the pruning scores, :mod:`training.flops`).
     Per cycle, ``train_set_loss``/``train_set_error(cycle)``: the loss and error over the whole training
     split the stage trains on, unaugmented, in eval mode, at the end of the cycle — the training loss
     that claims about the final training loss use (NaN for cycles not finished, or runs made before
@@ -31,8 +33,8 @@ def metrics_dataset(records: list[dict[str, Any]], cycles: int, epochs: int, att
     data = {name: np.full((cycles, epochs), np.nan) for name in METRIC_NAMES}
     per_cycle = {name: np.full(cycles, np.nan) for name in CYCLE_METRIC_NAMES}
     for r in records:
-        for name in METRIC_NAMES:
-            data[name][r["cycle"] - 1, r["epoch"] - 1] = r[name]
+        for name in METRIC_NAMES:  # train_flops is absent from records of runs made before it was counted
+            data[name][r["cycle"] - 1, r["epoch"] - 1] = r.get(name, np.nan)
         for name in CYCLE_METRIC_NAMES:
             if name in r:
                 per_cycle[name][r["cycle"] - 1] = r[name]
@@ -59,6 +61,7 @@ def metrics_dataset(records: list[dict[str, Any]], cycles: int, epochs: int, att
         "train_set_error": "fraction",
         "lr": "learning rate",
         "density": "fraction",
+        "train_flops": "FLOPs, cumulative over the run's training (2 per multiply-accumulate)",
     }
     for name, unit in units.items():
         ds[name].attrs["units"] = unit

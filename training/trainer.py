@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,62 +33,19 @@ from torch.nn import functional as F
 
 from training import __version__
 from training.checkpoint import FORMAT_VERSION, read_checkpoint, save_checkpoint
-from training.config import ScheduleConfig, TrainConfig, config_hash, to_dict, to_yaml
-from training.data import DataBundle
+from training.config import TrainConfig, config_hash, to_dict, to_yaml
+from training.data import DataBundle, epoch_samples
 from training.distributed import Distributed, autocast, prepare_for_speed
 from training.errors import DivergedError
 from training.evaluate import evaluate
 from training.fileio import atomic_netcdf, atomic_write_json, derive_seed, read_json
+from training.flops import FlopLedger, flop_model
 from training.masks import Mask, MaskedParameters, apply_mask, density, weight_density
 from training.metrics import METRIC_NAMES, metrics_dataset
 from training.models import build
 from training.progress import Progress
 from training.schedules import learning_rate
-
-
-@dataclass
-class StageStart:
-    """Where a stage starts: a model state (``None``: keep the freshly built model), its mask, and
-    optionally an optimiser state and a position ``(cycle, epoch)`` already completed (for weight
-    rewinding that continues the schedule rather than restarting it)."""
-
-    state: Mapping[str, torch.Tensor] | None
-    mask: Mask
-    optimizer_state: dict | None = None
-    position: tuple[int, int] = (1, 0)
-
-
-@dataclass
-class Stage:
-    """One training stage of a recipe.
-
-    ``directory`` holds its files; ``level`` labels it in manifests; ``epoch_offset`` is the number of
-    epochs trained before it in the recipe (it shifts the data-order seeds); ``data`` overrides the
-    run's training data (e.g. corrupted data for sanity checks); ``extra_saves`` maps a global epoch
-    of the stage to a file name written with the optimiser state (e.g. ``{10: "rewind.pt"}``).
-    """
-
-    directory: Path
-    schedule: ScheduleConfig
-    level: int = 0
-    epoch_offset: int = 0
-    data: DataBundle | None = None
-    extra_saves: dict[int, str] = field(default_factory=dict)
-
-
-@dataclass
-class StageResult:
-    """A finished stage: its folder, metrics, final checkpoint path and the checkpoints it wrote."""
-
-    stage: Stage
-    metrics: xr.Dataset
-    checkpoints: list[dict[str, Any]]
-    skipped: bool = False
-
-    @property
-    def final(self) -> Path:
-        """``cycle_<C>.pt`` of the stage."""
-        return self.stage.directory / f"cycle_{self.stage.schedule.cycles}.pt"
+from training.stages import Stage, StageResult, StageStart
 
 
 class Trainer:
@@ -120,6 +76,14 @@ class Trainer:
             self.model_kwargs["width"] = cfg.model.width
         self.meta_extra = dict(meta_extra or {})
         self._device_data: DataBundle | None = None
+        self._flops: FlopLedger | None = None
+
+    @property
+    def flops(self) -> FlopLedger:
+        """The run's training-FLOPs ledger (:mod:`training.flops`); layer costs measured once, on the CPU."""
+        if self._flops is None:
+            self._flops = FlopLedger(flop_model(self.fresh_model(), self.data.input_shape))
+        return self._flops
 
     # ---------------------------------------------------------------- helpers
     def device_data(self) -> DataBundle:
@@ -167,6 +131,8 @@ class Trainer:
             "config_yaml": to_yaml(self.cfg),
             "landscape_version": __version__,
             "torch_version": str(torch.__version__),
+            "dense_forward_flops": self.flops.model.dense_forward,  # f_D, FLOPs per sample (training.flops)
+            "train_samples_per_epoch": epoch_samples(self.data.train, self.cfg.data.batch_size),
         }
 
     def optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
@@ -183,7 +149,9 @@ class Trainer:
         sched = stage.schedule
         status = read_json(sdir / "stage.json")
         if status and status.get("status") == "complete" and (sdir / "metrics.nc").exists():
-            return StageResult(stage, xr.load_dataset(sdir / "metrics.nc"), status["checkpoints"], skipped=True)
+            done = xr.load_dataset(sdir / "metrics.nc")
+            self.flops.resume(float(done["train_flops"].max()) if "train_flops" in done else float("nan"))
+            return StageResult(stage, done, status["checkpoints"], skipped=True)
 
         model = self.fresh_model()
         init_path, resume_path = sdir / "init.pt", sdir / "resume.pt"
@@ -195,6 +163,7 @@ class Trainer:
             model.load_state_dict(ckpt["model"])
             mask = ckpt["mask"]
             records = list(ckpt["progress"]["records"])
+            self.flops.resume(records[-1].get("train_flops", float("nan")) if records else float("nan"))
             position = (ckpt["progress"]["cycle"], ckpt["progress"]["epoch"])
             opt_state = ckpt["optimizer"]
             torch.set_rng_state(ckpt["rng"])
@@ -256,6 +225,7 @@ class Trainer:
                         total_steps,
                         pin,
                     )
+                    record["train_flops"] = self.flops.epoch(mask, record.pop("samples"))
                     record["test_loss"], record["test_error"] = evaluate(model, test_loader, self.device)
                     if epoch == E:  # the training loss that claims about the final training loss use
                         train_split = data.eval_loader("train", self.cfg.data.eval_batch_size, pin)
@@ -275,7 +245,7 @@ class Trainer:
                 stage,
                 "complete",
                 checkpoints,
-                final={k: records[-1][k] for k in METRIC_NAMES},
+                final={k: records[-1].get(k, float("nan")) for k in METRIC_NAMES},
                 mask_checksum=mask_checksum,
                 world_size=self.dist.world,
             )
@@ -291,6 +261,7 @@ class Trainer:
             "cycle": cycle,
             "epoch": epoch,
             "sparsity": 1.0 - density(mask) if mask else 0.0,
+            "inference_flops": self.flops.model.forward(mask),  # f(M), FLOPs per sample
         }
 
     def _status(self, stage: Stage, status: str, checkpoints: list[dict[str, Any]], **extra: Any) -> None:
@@ -342,7 +313,8 @@ class Trainer:
         train_loss = float(loss_sum) / count
         if not np.isfinite(train_loss):
             self._diverged(stage, cycle, epoch)
-        return {"cycle": cycle, "epoch": epoch, "train_loss": train_loss, "train_error": int(wrong) / count, "lr": lr}
+        return {"cycle": cycle, "epoch": epoch, "train_loss": train_loss, "train_error": int(wrong) / count, "lr": lr,
+                "samples": count}  # fmt: skip
 
     def _diverged(self, stage: Stage, cycle: int, epoch: int) -> None:
         sdir = stage.directory

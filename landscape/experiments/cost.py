@@ -1,4 +1,4 @@
-"""Training cost of a run, in epochs and in dense-epoch FLOP equivalents."""
+"""Training cost of a run: its exact training FLOPs (:mod:`training.flops`) and what they are in dense epochs."""
 
 from __future__ import annotations
 
@@ -7,31 +7,34 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
+from training.flops import TRAIN_FACTOR
+
 
 @dataclass(frozen=True)
 class TrainingCost:
-    """``epochs``: training epochs over all stages (levels); ``dense_epoch_flops``: their cost in units of
-    one epoch of the dense network (see :func:`training_cost`)."""
+    """``epochs``: training epochs over all stages (levels); ``train_flops``: the FLOPs of that training
+    (the run's ``train_flops`` metric at its last epoch); ``dense_epochs``: the same in units of one
+    epoch of the dense network, 3·f_D·N (f_D the dense forward FLOPs per sample, N the samples of an
+    epoch). NaN for runs made before training FLOPs were counted."""
 
     epochs: int
-    dense_epoch_flops: float
+    train_flops: float
+    dense_epochs: float
 
 
 def training_cost(metrics: xr.Dataset) -> TrainingCost:
     """The cost of the training that produced ``metrics`` (a run's metrics Dataset, with or without a
     ``level`` dimension; epochs never run are NaN).
 
-    Convention: an epoch trained at density d (the measured fraction of non-zero prunable weights,
-    the ``density`` metric of that epoch) costs d dense epochs, so ``dense_epoch_flops = Σ_epochs d``
-    and a dense epoch costs 1. This is the count of the multiply-accumulates of the prunable layers'
-    forward and backward passes *if* sparsity is exploited, weighting every prunable weight alike. It
-    ignores the unpruned parts (biases, BatchNorm, the input and its augmentation), the cost of
-    computing masks (pruning scores, magnitude steps) and evaluation, and that a weight of a
-    convolution applied at many positions costs more than one of a linear layer; with non-uniform
-    layer densities (ERK, smart ratios) the true FLOP fraction can therefore differ from d.
-
+    The FLOPs are counted as RigL and AC/DC count them (:mod:`training.flops`): 3·f(M) per sample trained,
+    with f(M) = Σ_l d_l·F_l over each layer's own density and cost (so ERK's dense early layers cost
+    what they cost, not the global density), plus the pruning scores; evaluation is not counted.
     ``epochs`` counts every epoch with a finite ``density``, over all levels and cycles.
     """
     density = np.asarray(metrics["density"].values, dtype=float)
-    finite = np.isfinite(density)
-    return TrainingCost(epochs=int(finite.sum()), dense_epoch_flops=float(np.nansum(density)))
+    epochs = int(np.isfinite(density).sum())
+    if "train_flops" not in metrics or not np.isfinite(metrics["train_flops"].values).any():
+        return TrainingCost(epochs, float("nan"), float("nan"))
+    flops = float(np.nanmax(metrics["train_flops"].values))  # cumulative: the last epoch holds the total
+    unit = TRAIN_FACTOR * float(metrics.attrs["dense_forward_flops"]) * float(metrics.attrs["train_samples_per_epoch"])
+    return TrainingCost(epochs, flops, flops / unit)

@@ -52,9 +52,10 @@ def run_sculpting(tier: Tier, runs_dir: str | Path, *, quiet: bool = False) -> E
     """Train (or read back) :func:`sculpting_configs`.
 
     ``table``: one row per run with ``method``, ``target``, ``seed`` and the results-table columns,
-    among them the cost ``epochs`` and ``dense_epoch_flops`` (:func:`~landscape.experiments.training_cost`).
-    ``summary``: ``seeds``, ``accuracy`` (``"<target>/<method>"`` → [mean, std] over seeds), ``cost``
-    (→ mean dense-epoch FLOPs) and ``epochs`` (→ mean epochs trained).
+    among them the cost ``epochs``, ``train_flops`` and ``dense_epochs``
+    (:func:`~landscape.experiments.training_cost`). ``summary``: ``seeds``, ``accuracy``
+    (``"<target>/<method>"`` → [mean, std] over seeds), ``cost`` (→ mean training FLOPs in dense epochs),
+    ``train_flops`` (→ mean training FLOPs) and ``epochs`` (→ mean epochs trained).
     """
     labelled = sculpting_configs(tier)
     runs = train_all([cfg for _, cfg in labelled], runs_dir, quiet=quiet)
@@ -63,7 +64,8 @@ def run_sculpting(tier: Tier, runs_dir: str | Path, *, quiet: bool = False) -> E
     summary = {
         "seeds": len(tier.seeds),
         "accuracy": mean_std(table, ["target", "method"]),
-        "cost": group_mean(table, ["target", "method"], "dense_epoch_flops"),
+        "cost": group_mean(table, ["target", "method"], "dense_epochs"),
+        "train_flops": group_mean(table, ["target", "method"], "train_flops"),
         "epochs": group_mean(table, ["target", "method"], "epochs"),
     }
     return ExperimentResult(table=table, summary=summary)

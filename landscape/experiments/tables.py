@@ -70,8 +70,8 @@ def results_table(
     the final ``test_error`` and ``accuracy`` (1 − test error), the final ``train_loss`` (nats; the
     running mean over the last epoch's augmented batches), ``train_set_loss`` (nats; the loss over the
     whole unaugmented training set in eval mode at the end of the last cycle, NaN for runs made before
-    it was recorded), the cost (``epochs`` over all stages and ``dense_epoch_flops``, see
-    :func:`training_cost`) and ``run_dir``. Final means the last finite epoch (or cycle) of the last
+    it was recorded), the cost (``epochs`` over all stages, ``train_flops`` and ``dense_epochs``,
+    see :func:`training_cost`) and ``run_dir``. Final means the last finite epoch (or cycle) of the last
     level (:func:`final_value`)."""
     if labels is not None and len(labels) != len(runs):
         raise ValueError(f"{len(labels)} labels for {len(runs)} runs")
@@ -91,7 +91,8 @@ def results_table(
                     final_value(run.metrics, "train_set_loss") if "train_set_loss" in run.metrics else float("nan")
                 ),
                 "epochs": cost.epochs,
-                "dense_epoch_flops": cost.dense_epoch_flops,
+                "train_flops": cost.train_flops,
+                "dense_epochs": cost.dense_epochs,
                 "run_dir": str(run.run_dir),
             }
         )

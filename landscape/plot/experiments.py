@@ -153,9 +153,10 @@ def plot_mask_init_coupling(table: pd.DataFrame, lrr_accuracy: float) -> Figure:
 
 
 def plot_sculpting(table: pd.DataFrame) -> Figure:
-    """Notebook 04: final test accuracy against training cost (dense-epoch FLOP equivalents), one panel
-    per target sparsity, one marker per run coloured by method. ``table``: columns ``target``,
-    ``method``, ``accuracy``, ``dense_epoch_flops`` (one row per run)."""
+    """Notebook 04: final test accuracy against training cost (training FLOPs in dense epochs, 3·f_D·N
+    each; :func:`landscape.experiments.training_cost`), one panel per target sparsity, one marker per run
+    coloured by method. ``table``: columns ``target``, ``method``, ``accuracy``, ``dense_epochs`` (one
+    row per run)."""
     targets = _order(table["target"])
     methods = _order(table["method"])
     palette = sns.color_palette("colorblind", len(methods))
@@ -166,7 +167,7 @@ def plot_sculpting(table: pd.DataFrame) -> Figure:
             for i, method in enumerate(methods):
                 rows = sub[sub["method"] == method]
                 ax.scatter(
-                    rows["dense_epoch_flops"],
+                    rows["dense_epochs"],
                     rows["accuracy"],
                     s=50,
                     color=palette[i],
@@ -174,7 +175,7 @@ def plot_sculpting(table: pd.DataFrame) -> Figure:
                     label=method,
                 )
             ax.set_title(f"sparsity {target}")
-            ax.set_xlabel("training cost (dense-epoch FLOPs)")
+            ax.set_xlabel("training FLOPs (dense epochs)")
             ax.set_ylabel("test accuracy")
         axes[0][-1].legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig

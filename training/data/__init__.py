@@ -30,7 +30,7 @@ Data order and augmentation are functions of ``(seed, epoch key)`` only (see :me
 which makes resumed runs identical to uninterrupted ones.
 """
 
-from training.data.bundle import LOADERS, DataBundle, class_balanced_indices
+from training.data.bundle import LOADERS, DataBundle, class_balanced_indices, epoch_samples
 from training.data.corrupt import CORRUPTIONS, corrupt
 from training.data.device import ImageTransform, TensorLoader
 from training.data.mnist1d import cache_dir, mnist1d_arrays
@@ -47,6 +47,7 @@ __all__ = [
     "cache_dir",
     "class_balanced_indices",
     "corrupt",
+    "epoch_samples",
     "load_data",
     "mnist1d_arrays",
     "synthetic_tensors",

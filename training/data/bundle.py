@@ -192,6 +192,13 @@ def class_balanced_indices(labels: torch.Tensor, per_class: int, generator: torc
     return torch.cat([order[labels[order] == c][:per_class] for c in torch.unique(labels).tolist()])
 
 
+def epoch_samples(split: Any, batch_size: int) -> int:
+    """The samples one training epoch over ``split`` trains on: all of them, less a last batch of one
+    sample, which the shuffling loaders drop (BatchNorm cannot train on it)."""
+    n = split_size(split)
+    return n - 1 if n > 1 and n % batch_size == 1 else n
+
+
 def split_size(split: Any) -> int:
     """The number of samples of a split: a ``(inputs, targets)`` tensor pair or a torch ``Dataset``."""
     return len(split[1]) if isinstance(split, tuple) else len(split)

@@ -12,6 +12,7 @@ from training.checkpoint import read_checkpoint
 from training.config import TrainConfig
 from training.data import DataBundle, corrupt
 from training.fileio import derive_seed
+from training.flops import scoring_flops
 from training.masks import Mask, full_mask, prunable_names
 from training.pruning import apply_mask_op, prune, prune_from_config
 from training.trainer import Stage, StageResult, StageStart, Trainer
@@ -21,7 +22,10 @@ def initial_mask(tr: Trainer, model: torch.nn.Module, sparsity: float, data: Dat
     """The pruning-at-initialisation mask of ``cfg.mask`` at ``sparsity`` on ``model``, seeded from
     ``(seed, stream)``; ``data`` supplies SNIP's and GraSP's labelled sample and SynFlow's input shape."""
     seed = derive_seed(tr.cfg.seed, stream)
-    return prune_from_config(model.to(tr.device), tr.cfg.mask, sparsity, seed=seed, data=data)
+    m = tr.cfg.mask
+    samples = m.samples_per_class * data.num_classes
+    tr.flops.charge(scoring_flops(m.method, tr.flops.model, samples=samples, rounds=m.synflow_rounds))
+    return prune_from_config(model.to(tr.device), m, sparsity, seed=seed, data=data)
 
 
 def mask_producing_data(tr: Trainer, cfg: TrainConfig) -> DataBundle:
