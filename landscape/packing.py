@@ -104,6 +104,20 @@ def fill_slots(
     return handles
 
 
+def stop_jobs(jobs: list[Any], timeout_s: float = 60.0) -> int:
+    """Stop the local submitit jobs still running and wait (up to ``timeout_s``) until they have ended;
+    the number stopped. submitit's ``cancel`` sends SIGINT to the job's process, which passes it on to
+    the training function: :func:`training.run.train` then stops between steps, its run folder keeping
+    every finished epoch (a resumable run)."""
+    running = [job for job in jobs if not job.done()]
+    for job in running:
+        job.cancel()
+    deadline = time.monotonic() + timeout_s
+    while any(not job.done() for job in running) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return len(running)
+
+
 def outcome_of_exit(code: int, stderr: str) -> str:
     """A run's outcome from ``python -m training``'s exit code (0 ok, 3 diverged) and its stderr."""
     if code == 0:

@@ -29,13 +29,12 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from landscape.packing import TrainGroupJob, cpu_count, device_slots, fill_slots, gpu_count, groups
+from landscape.packing import TrainGroupJob, cpu_count, device_slots, fill_slots, gpu_count, groups, stop_jobs
 from training.checks import AT_LEAST_ONE, COUNT, MAX_PATH_POINTS, Range, check_number
 from training.config import TrainConfig, from_dict, replace_dotted, to_yaml
 from training.errors import ConfigError, UserError
@@ -173,20 +172,6 @@ def expand(base: TrainConfig, grid: Mapping[str, list], source: str = "sweep") -
             seen.add(cfg.run_name)
             configs.append(cfg)
     return configs
-
-
-def stop_jobs(jobs: list[Any], timeout_s: float = 60.0) -> int:
-    """Stop the local submitit jobs still running and wait (up to ``timeout_s``) until they have ended;
-    the number stopped. submitit's ``cancel`` sends SIGINT to the job's process, which passes it on to
-    the training function: :func:`training.run.train` then stops between steps, its run folder keeping
-    every finished epoch (a resumable run)."""
-    running = [job for job in jobs if not job.done()]
-    for job in running:
-        job.cancel()
-    deadline = time.monotonic() + timeout_s
-    while any(not job.done() for job in running) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return len(running)
 
 
 def run_status(cfg: TrainConfig, out: Path) -> str:

@@ -140,7 +140,10 @@ class RecipeConfig:
     """Which experiment to run; see :mod:`training.recipes` for each recipe's stages."""
 
     name: str = opt(
-        "pai", help="Experiment: pruning at init, iterative pruning, SCULPT-ing, hybrid, coupling.", flag="--recipe"
+        "pai",
+        help="Experiment: pruning at init, iterative pruning, SCULPT-ing, hybrid, coupling, or a mask that changes "
+        "during training (rigl, set, gmp, gmp-star, acdc).",
+        flag="--recipe",
     )
     prune_fraction: float = opt(
         0.2, help="imp/wr/lrr: fraction of the remaining weights pruned per level.", valid=FRACTION
@@ -175,6 +178,31 @@ class RecipeConfig:
         "none",
         help="Sanity check: corrupt the data of all training that produces the mask (the ticket trains on true data).",
     )
+    dst_fraction: float = opt(0.3, help="rigl/set: α (ζ), the fraction of each layer's weights dropped and regrown.",
+                              valid=OPEN_FRACTION)  # fmt: skip
+    dst_interval: int | None = opt(
+        None, help="rigl/set: steps between mask updates (default: RigL 100, SET one epoch).", valid=AT_LEAST_ONE
+    )
+    dst_end: float = opt(0.75, help="rigl/set: no mask update after this fraction of training (T_end).", valid=UNIT)
+    dst_anneal: str | None = opt(
+        None, help="rigl/set: drop fraction cosine or constant (default: RigL cosine, SET constant)."
+    )
+    gmp_start: float = opt(0.2, help="gmp/gmp-star: first pruning step, a fraction of training (t0).", valid=FRACTION)
+    gmp_end: float = opt(0.77, help="gmp/gmp-star: last pruning step, a fraction of training.", valid=UNIT)
+    gmp_interval: int | None = opt(
+        None, help="gmp/gmp-star: steps between pruning steps (default: GMP 1000, GMP* 100).", valid=AT_LEAST_ONE
+    )
+    gmp_initial: float = opt(0.0, help="gmp: s_i, the sparsity the cubic schedule starts from.", valid=FRACTION)
+    gmp_scope: str = opt("layerwise", help="gmp/gmp-star: magnitude pruning per layer (Zhu & Gupta) or global.")
+    gmp_accelerated: float = opt(0.7, help="gmp-star: the sparsity of the one-shot first pruning step.", valid=FRACTION)
+    gmp_cubic: str = opt(
+        "span", help="gmp-star: cubic over the pruning span (t - t0)/(t_end - t0), or sparsimony's (t - t0)/t_end."
+    )
+    acdc_warmup: float = opt(0.05, help="acdc: dense warm-up, a fraction of the epochs.", valid=FRACTION)
+    acdc_phase: float = opt(0.1, help="acdc: length of each compressed and decompressed phase.", valid=OPEN_FRACTION)
+    acdc_last_dense: float = opt(0.1, help="acdc: least length of the last decompressed phase.", valid=OPEN_FRACTION)
+    acdc_final: float = opt(0.15, help="acdc: the final compressed fine-tune, a fraction of the epochs.",
+                            valid=OPEN_FRACTION)  # fmt: skip
     rearrange_fill: str = opt(
         "auto",
         help="After --mask-op rearrange, weights for positions the starting state lacks: auto (the state the recipe "

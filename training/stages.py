@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,8 @@ class Stage:
     ``directory`` holds its files; ``level`` labels it in manifests; ``epoch_offset`` is the number of
     epochs trained before it in the recipe (it shifts the data-order seeds); ``data`` overrides the
     run's training data (e.g. corrupted data for sanity checks); ``extra_saves`` maps a global epoch
-    of the stage to a file name written with the optimiser state (e.g. ``{10: "rewind.pt"}``).
+    of the stage to a file name written with the optimiser state (e.g. ``{10: "rewind.pt"}``);
+    ``dynamic`` builds the updater of a mask that changes during the stage (:mod:`training.dynamic`).
     """
 
     directory: Path
@@ -44,6 +45,7 @@ class Stage:
     epoch_offset: int = 0
     data: DataBundle | None = None
     extra_saves: dict[int, str] = field(default_factory=dict)
+    dynamic: Callable[..., Any] | None = None  # Context → training.dynamic.Dynamic: a mask that changes
 
 
 @dataclass

@@ -36,6 +36,7 @@ from training.checkpoint import FORMAT_VERSION, read_checkpoint, save_checkpoint
 from training.config import TrainConfig, config_hash, to_dict, to_yaml
 from training.data import DataBundle, epoch_samples
 from training.distributed import Distributed, autocast, prepare_for_speed
+from training.dynamic import Context, load_history
 from training.errors import DivergedError
 from training.evaluate import evaluate
 from training.fileio import atomic_netcdf, atomic_write_json, derive_seed, read_json
@@ -195,6 +196,9 @@ class Trainer:
         total_steps = sched.epochs * steps_per_epoch
         E, C = sched.epochs, sched.cycles
         start_cycle, start_epoch = position
+        dyn = self._dynamic(
+            stage, model, mask, masked, C * total_steps, steps_per_epoch, (start_cycle - 1) * E + start_epoch
+        )
         bar = Progress(  # a bar on a terminal, a line per epoch in a log (Slurm)
             C * E,
             f"{self.cfg.run_name}/{sdir.name}" if sdir != self.run_dir else self.cfg.run_name,
@@ -212,6 +216,8 @@ class Trainer:
                     optimizer.load_state_dict(opt_state)
                 for epoch in range(first_epoch, E + 1):
                     global_epoch = stage.epoch_offset + (cycle - 1) * E + epoch
+                    if dyn is not None:
+                        dyn.epoch_start((cycle - 1) * E + epoch - 1, optimizer)
                     record = self._train_epoch(
                         stage,
                         runner,
@@ -224,14 +230,19 @@ class Trainer:
                         steps_per_epoch,
                         total_steps,
                         pin,
+                        dyn,
                     )
-                    record["train_flops"] = self.flops.epoch(mask, record.pop("samples"))
+                    samples = record.pop("samples")
+                    extra = dyn.take_flops() if dyn is not None else 0.0  # a changing mask books its own steps
+                    record["train_flops"] = self.flops.epoch(None if dyn else mask, 0 if dyn else samples, extra)
                     record["test_loss"], record["test_error"] = evaluate(model, test_loader, self.device)
                     if epoch == E:  # the training loss that claims about the final training loss use
                         train_split = data.eval_loader("train", self.cfg.data.eval_batch_size, pin)
                         record["train_set_loss"], record["train_set_error"] = evaluate(model, train_split, self.device)
                     record["density"] = weight_density(model, masked.names) if masked.names else 1.0
                     records.append(record)
+                    if dyn is not None and self.dist.main:
+                        dyn.save()  # before the resume file: a resumed stage drops what it will redo
                     checkpoints = self._end_of_epoch(stage, model, mask, optimizer, records, checkpoints, cycle, epoch)
                     bar.update(1, f"cycle {cycle} epoch {epoch}: train loss {record['train_loss']:.4f}, "
                                f"test error {record['test_error']:.4f}")  # fmt: skip
@@ -272,8 +283,17 @@ class Trainer:
             {"status": status, "level": stage.level, "checkpoints": checkpoints, **extra},
         )
 
+    def _dynamic(self, stage, model, mask, masked, total, per_epoch, done_epochs):
+        """The stage's mask updater (:mod:`training.dynamic`) with its history so far, or None."""
+        if stage.dynamic is None:
+            return None
+        history = load_history(stage.directory, done_epochs * per_epoch)
+        ctx = Context(model, mask, masked, self.flops.model, total, per_epoch, self.cfg.seed, stage.level,
+                      stage.directory, history)  # fmt: skip
+        return stage.dynamic(ctx)
+
     def _train_epoch(
-        self, stage, model, masked, optimizer, data, cycle, epoch, global_epoch, steps_per_epoch, total_steps, pin
+        self, stage, model, masked, optimizer, data, cycle, epoch, global_epoch, steps_per_epoch, total_steps, pin, dyn
     ):
         cfg = self.cfg
         # Every random draw of this epoch (order, augmentation, dropout) depends only on (data seed, global epoch).
@@ -300,9 +320,14 @@ class Trainer:
                 loss = F.cross_entropy(out.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            t = (cycle - 1) * total_steps + step  # the stage's step
+            skip = dyn is not None and dyn.before_step(t, len(y_all), optimizer)  # reads the dense gradient
             masked.mask_grads()
-            optimizer.step()
+            if not skip:  # RigL updates the mask instead of stepping
+                optimizer.step()
             masked.mask_weights()
+            if dyn is not None:
+                dyn.after_step(t, optimizer)
             loss_sum += loss.detach().double() * len(y)
             wrong += (out.detach().argmax(dim=1) != y).sum()
             count += len(y)

@@ -25,7 +25,7 @@ from training.pruning import (
     SMART_RATIO_SCALINGS,
     SMART_RATIO_VARIANTS,
 )
-from training.recipes import COUPLING_INITS, REARRANGE_FILLS, RECIPES, WR_SCHEDULES
+from training.recipes import COUPLING_INITS, CUBICS, REARRANGE_FILLS, RECIPES, WR_SCHEDULES, validate_dynamic
 from training.schedules import DECAYS, SCHEDULES
 
 # dotted config key -> (what it is, the registry or tuple of valid values)
@@ -38,6 +38,8 @@ CHOICES: dict[str, tuple[str, Collection[str]]] = {
     "mask.distribution": ("layer distribution", DISTRIBUTIONS),
     "mask.scope": ("scope", SCOPES),
     "recipe.level_scope": ("level scope", SCOPES),
+    "recipe.gmp_scope": ("gmp scope", SCOPES),
+    "recipe.gmp_cubic": ("gmp-star cubic", CUBICS),
     "mask.smart_ratio_variant": ("smart-ratio variant", SMART_RATIO_VARIANTS),
     "mask.erk": ("erk variant", ERK_VARIANTS),
     "mask.mask_op": ("mask operation", MASK_OPS),
@@ -87,6 +89,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
 
 def _validate_recipe(cfg: TrainConfig) -> None:
     r, m = cfg.recipe, cfg.mask
+    validate_dynamic(cfg)
     if r.name in ("pai", "sculpt"):
         if m.method == "none" and m.sparsity != 0.0:
             raise ConfigError(f"sparsity {m.sparsity} given with --prune none; choose a pruning method such as random")

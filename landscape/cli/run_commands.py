@@ -148,9 +148,11 @@ def sweep(
     """Expand a grid into runs named by config hash and submit the unfinished ones through submitit."""
     from landscape.sweep import load_sweep, submit
 
-    spec = load_sweep(
-        sweep_file, out, force=force, announce=lambda n: print(f"grid: {n:,} points; expanding", file=sys.stderr)
-    )
+    def announce(points: int) -> None:  # a large grid says its size before the work of expanding it
+        if points > 1000:
+            print(f"grid: {points:,} points; expanding", file=sys.stderr)
+
+    spec = load_sweep(sweep_file, out, force=force, announce=announce)
     check_output_folder(spec.out, inputs=[sweep_file])
     try:
         with sigterm_as_interrupt():  # a SIGTERM stops the local jobs too, as Ctrl-C does

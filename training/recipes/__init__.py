@@ -17,6 +17,8 @@ Every recipe writes its run folder ``<out>/<name>-<hash>/`` with ``config.yaml``
   magnitude step to the target on the trained weights, no rewind, one more cycle.
 * ``hybrid``: ``level_0`` trains dense; ``level_1`` keeps the top-|w| of each layer with smart-ratio
   budgets (linear layers 30%) and retrains from those values (one shot).
+* ``rigl``, ``set``, ``gmp``, ``gmp-star``, ``acdc``: one stage whose mask changes during training
+  (:mod:`training.recipes.dst`, :mod:`training.dynamic`).
 * ``coupling``: trains the mask of ``mask_from`` from ``coupling_init``: random (fresh θ from a stream
   of its own), rewind-init (θ₀ of the run that made the mask), warmup (θ_warm), warmup-signs
   (|θ_warm| ⊙ sign θ_signs) or random-signs (|θ_rand| ⊙ sign θ_signs).
@@ -40,6 +42,7 @@ from collections.abc import Callable
 from training.config import TrainConfig
 from training.recipes.common import initial_mask, level_densities
 from training.recipes.coupling import recipe_coupling, run_initialisation
+from training.recipes.dst import CUBICS, DST_RECIPES, recipe_dynamic, validate_dynamic
 from training.recipes.hybrid import recipe_hybrid
 from training.recipes.iterative import recipe_imp, recipe_lrr, recipe_wr
 from training.recipes.pai import recipe_pai, recipe_sculpt
@@ -57,6 +60,7 @@ RECIPES: dict[str, Callable[[Trainer, TrainConfig], list[StageResult]]] = {
     "sculpt": recipe_sculpt,
     "hybrid": recipe_hybrid,
     "coupling": recipe_coupling,
+    **dict.fromkeys(DST_RECIPES, recipe_dynamic),  # rigl, set, gmp, gmp-star, acdc: training.recipes.dst
 }
 
 
@@ -86,6 +90,8 @@ def semantics_version(cfg: TrainConfig) -> int:
 
 __all__ = [
     "COUPLING_INITS",
+    "CUBICS",
+    "DST_RECIPES",
     "REARRANGE_FILLS",
     "RECIPES",
     "WR_SCHEDULES",
@@ -93,4 +99,5 @@ __all__ = [
     "level_densities",
     "run_initialisation",
     "semantics_version",
+    "validate_dynamic",
 ]
