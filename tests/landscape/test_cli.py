@@ -3,6 +3,7 @@
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -368,3 +369,35 @@ def test_interpolate_barrier_does_not_depend_on_batch_size(tmp_path, tiny_run, c
     assert code == 0 and "batches of 64: --bn-batch-size" in out, err
     code, out, err = run_cli([*args, "--bn", "none", "--bn-batch-size", "64"], capsys)
     assert code == 2 and "--bn-batch-size does nothing with --bn none" in err
+
+
+def test_dynamic_recipes_from_the_cli_yaml_and_sweeps(tmp_path, capsys):
+    """``landscape train --recipe rigl|set|gmp|acdc`` with flags, the same from a YAML file, and a sweep over
+    the recipes (each run writes its mask history)."""
+    import json
+
+    base = ["--data", "mnist1d", "--model", "cnn1d", "--width", "8", "--epochs", "2", "--batch-size", "512",
+            "--device", "cpu", "--quiet"]  # fmt: skip
+    code, out, err = run_cli(
+        ["train", *base, "--recipe", "rigl", "--prune", "random", "--distribution", "erk", "--sparsity", "0.8",
+         "--dst-interval", "2", "--out", str(tmp_path)], capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    run = Path(out.strip().splitlines()[-1])
+    assert json.loads((run / "mask_history.json").read_text())["updates"]
+    cfg = tmp_path / "gmp.yaml"
+    cfg.write_text("recipe: {name: gmp, gmp_interval: 2}\nmask: {sparsity: 0.9}\nmodel: {name: mlp, width: 8}\n"
+                   "schedule: {epochs: 2}\ndata: {batch_size: 512}\ndevice: cpu\n")  # fmt: skip
+    code, out, err = run_cli(["train", "--config", str(cfg), "--quiet", "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert "name: gmp" in (Path(out.strip().splitlines()[-1]) / "config.yaml").read_text()
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(
+        f"out: {tmp_path / 'sweep'}\nbase:\n  mask: {{sparsity: 0.9}}\n  model: {{name: mlp, width: 8}}\n"
+        "  schedule: {epochs: 10}\n  data: {batch_size: 512}\n  device: cpu\n  recipe: {acdc_warmup: 0.1}\n"
+        "grid:\n  recipe.name: [acdc]\n  seed: [0, 1]\n"
+    )
+    code, out, err = run_cli(["sweep", str(sweep)], capsys)
+    assert code == 0, err
+    runs = [p for p in (tmp_path / "sweep").iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert len(runs) == 2 and all((p / "mask_history.json").exists() for p in runs)

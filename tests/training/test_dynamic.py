@@ -238,3 +238,80 @@ def test_recipe_options_are_checked(tmp_path):
         with pytest.raises(ConfigError, match=message):
             train(cfg, tmp_path, quiet=True)
     assert dataclasses.replace(tiny_config()).run_name == tiny_config().run_name
+
+
+@pytest.mark.parametrize("name", ["rigl", "set"])
+def test_drop_grow_invariants_hold_at_every_step_of_a_real_run(tmp_path, monkeypatch, name):
+    """Through the trainer: per-layer counts conserved at every step, the enforced factors equal the saved
+    mask, grown weights zero with zero momentum, and (RigL) no SGD step on an update step."""
+    seen = {"steps": 0, "updates": 0}
+    before_step, after_step = DropGrow.before_step, DropGrow.after_step
+
+    def before(self, t, batch, opt):
+        self.snap = {n: p.detach().clone() for n, p in self.params.items()}
+        self.old = {n: m.clone() for n, m in self.ctx.mask.items()}
+        self.counts = {n: int(m.sum()) for n, m in self.ctx.mask.items()}
+        self.skipped = before_step(self, t, batch, opt)
+        return self.skipped
+
+    def after(self, t, opt):
+        updates = len(self.ctx.history)
+        after_step(self, t, opt)
+        seen["steps"] += 1
+        assert {n: int(m.sum()) for n, m in self.ctx.mask.items()} == self.counts
+        changed = self.skipped or len(self.ctx.history) > updates
+        seen["updates"] += changed
+        for i, n in enumerate(self.ctx.masked.names):
+            p, m = self.params[n], self.ctx.mask[n]
+            assert torch.equal(self.ctx.masked.factors[i].bool().cpu(), m)
+            assert not p.detach()[~m].any()  # pruned weights are exact zeros
+            if changed:
+                grown = m & ~self.old[n]
+                assert not p.detach()[grown].any() and not opt.state[p]["momentum_buffer"][grown].any()
+            if self.skipped:  # RigL: the update replaced the SGD step
+                kept = m & self.old[n]
+                assert torch.equal(p.detach()[kept], self.snap[n][kept])
+
+    monkeypatch.setattr(DropGrow, "before_step", before)
+    monkeypatch.setattr(DropGrow, "after_step", after)
+    extra = {"recipe.dst_interval": 8} if name == "rigl" else {}
+    result = train(dst_config(name, **extra), tmp_path, quiet=True)
+    history = json.loads((result.run_dir / "mask_history.json").read_text())["updates"]
+    assert seen["steps"] == 64 and seen["updates"] == len(history) == (5 if name == "rigl" else 2)
+
+
+def test_gmp_and_acdc_through_the_trainer(tmp_path, monkeypatch):
+    """GMP: each pruning step's density is the cubic schedule's, per layer; AC/DC: the phase boundaries and
+    the whole momentum buffer zero at each decompression."""
+    result = train(dst_config("gmp", **{"recipe.gmp_interval": 8}), tmp_path / "gmp", quiet=True)
+    history = json.loads((result.run_dir / "mask_history.json").read_text())["updates"]
+    total = 64
+    t0, n = int(0.2 * total), (int(0.77 * total) - int(0.2 * total)) // 8
+    assert [u["step"] for u in history] == [t0 + 8 * k - 1 for k in range(n + 1)]
+    sizes = {k: v.numel() for k, v in torch.load(result.run_dir / "cycle_1.pt", weights_only=True)["mask"].items()}
+    for k, update in enumerate(history):
+        for name, density in update["densities"].items():  # layerwise: round(s·N_l) pruned in each layer
+            expected = 1 - cubic_sparsity(k, n, 0.0, 0.9)
+            assert density == pytest.approx(expected, abs=0.5 / sizes[name] + 1e-9), (k, name)
+
+    resets = []
+    epoch_start = AlternatingCompressed.epoch_start
+
+    def start(self, epoch, opt):
+        epoch_start(self, epoch, opt)
+        if self.ctx.history and self.ctx.history[-1]["kind"] == "decompress" and self.ctx.history[-1]["epoch"] == epoch:
+            resets.append(all(not b["momentum_buffer"].any() for b in opt.state.values()))
+
+    monkeypatch.setattr(AlternatingCompressed, "epoch_start", start)
+    acdc = train(
+        dst_config("acdc", **{"schedule.epochs": 10, "recipe.acdc_warmup": 0.1}), tmp_path / "acdc", quiet=True
+    )
+    updates = json.loads((acdc.run_dir / "mask_history.json").read_text())["updates"]
+    # 10 epochs: warm-up 1, phases of 1, fine-tune the last round(1.5) = 2, the last decompressed phase 6-7
+    assert [(u["epoch"], u["kind"]) for u in updates] == [
+        (1, "compress"), (2, "decompress"), (3, "compress"), (4, "decompress"), (5, "compress"), (6, "decompress"),
+        (8, "compress"),
+    ]  # fmt: skip
+    assert resets == [True, True, True]
+    dense = acdc.metrics["density"].values.ravel()
+    assert dense[0] == 1.0 and dense[-1] == pytest.approx(0.1, abs=0.01)

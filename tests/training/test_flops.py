@@ -8,7 +8,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from training.flops import flop_model
 from training.masks import full_mask, prunable_names
-from training.models import build
+from training.models import MODELS, build
 
 
 def counted(model: nn.Module, shape) -> int:
@@ -19,18 +19,9 @@ def counted(model: nn.Module, shape) -> int:
     return mode.get_total_flops()
 
 
-@pytest.mark.parametrize(
-    "name, shape, classes",
-    [
-        ("mlp", (1, 40), 10),
-        ("cnn1d", (1, 40), 10),
-        ("resnet20_1d", (1, 40), 10),
-        ("resnet20", (3, 32, 32), 10),
-        ("vgg16", (3, 32, 32), 10),
-        ("resnet18", (3, 32, 32), 100),
-    ],
-)
-def test_forward_flops_equal_torchs_counter_on_registry_models(name, shape, classes):
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_forward_flops_equal_torchs_counter_on_registry_models(name):
+    shape, classes = ((1, 40), 10) if name in ("mlp", "cnn1d", "resnet20_1d") else ((3, 32, 32), 100)
     torch.manual_seed(0)
     model = build(name, classes, input_shape=shape)
     fm = flop_model(model, shape)
@@ -151,3 +142,33 @@ def test_train_flops_of_runs_follow_the_convention(tmp_path):
     got = lrr.metrics["train_flops"].values.ravel()
     np.testing.assert_allclose(got[np.isfinite(got)], expected, rtol=1e-12)  # cumulative over the levels
     assert training_cost(lrr.metrics).train_flops == pytest.approx(expected[-1], rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "model, layers",
+    [  # F_l written out from the layer sizes: 2 FLOPs per multiply-accumulate, one MNIST-1D sample (1 × 40)
+        ("mlp", {"features.1.weight": 2 * 40 * 16, "features.3.weight": 2 * 16 * 16, "fc.weight": 2 * 16 * 10}),
+        (
+            "cnn1d",
+            {
+                "features.0.weight": 2 * 8 * 40 * (1 * 5),  # 1 → 8 channels, kernel 5, length 40
+                "features.3.weight": 2 * 8 * 20 * (8 * 3),  # 8 → 8, kernel 3, stride 2: length 20
+                "features.6.weight": 2 * 16 * 10 * (8 * 3),  # 8 → 16: length 10
+                "features.9.weight": 2 * 16 * 5 * (16 * 3),  # 16 → 16: length 5
+                "fc.weight": 2 * (16 * 5) * 10,
+            },
+        ),
+    ],
+)
+def test_train_flops_equal_hand_computed_values(tmp_path, model, layers):
+    from tests.helpers import tiny_config
+    from training.config import ModelConfig
+    from training.run import train
+
+    cfg = tiny_config(model=ModelConfig(name=model, width=16 if model == "mlp" else 8))
+    run = train(cfg, tmp_path, quiet=True)
+    mask = torch.load(run.run_dir / "init.pt", weights_only=True)["mask"]
+    assert set(mask) == set(layers)
+    f = sum(flops * float(mask[name].double().mean()) for name, flops in layers.items())
+    epochs = np.arange(1, 5)  # 2 cycles of 2 epochs; 4000 training samples each, batch 256
+    np.testing.assert_allclose(run.metrics["train_flops"].values.ravel(), 3 * f * 4000 * epochs, rtol=1e-12)
