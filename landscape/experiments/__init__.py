@@ -49,6 +49,7 @@ from landscape.experiments.tables import (
     final_value,
     results_table,
     run_grid,
+    runs_table,
     summarise,
     train_all,
 )
@@ -96,6 +97,7 @@ __all__ = [
     "run_sculpting",
     "run_tickets",
     "runs_dir",
+    "runs_table",
     "save_figure",
     "schedule_examples",
     "sculpting_configs",

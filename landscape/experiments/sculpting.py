@@ -1,5 +1,5 @@
 """Notebook 04: SCULPT-ing against LRR and cyclic PaI at high sparsity, with the training cost in epochs
-and dense-epoch FLOP equivalents (Paper: arXiv 2406.02773, Figs. 7–8)."""
+and training FLOPs (Paper: arXiv 2406.02773, Figs. 7–8)."""
 
 from __future__ import annotations
 

@@ -14,8 +14,10 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from landscape.experiments.cost import training_cost
+from landscape.run_folders import find_run_folders
 from landscape.sweep import expand
-from training.config import TrainConfig, to_dict
+from training.config import TrainConfig, load_yaml, to_dict
+from training.fileio import read_json
 from training.metrics import progress_disabled
 from training.run import RunResult, train
 
@@ -97,6 +99,23 @@ def results_table(
             }
         )
     return pd.DataFrame(rows)
+
+
+def runs_table(
+    paths: Iterable[str | Path], keys: Sequence[str] = ("recipe.name", "mask.method", "mask.sparsity", "seed")
+) -> pd.DataFrame:
+    """:func:`results_table` of every complete run folder under ``paths`` (run folders, or folders holding
+    them at any depth), with the dotted config ``keys`` as columns: any set of runs, however they were
+    launched, e.g. for :func:`landscape.plot.plot_accuracy_vs_flops`. Runs not complete are left out."""
+    folders, _ = find_run_folders(list(paths))
+    runs = []
+    for folder in folders:
+        manifest = read_json(folder / "manifest.json") or {}
+        if manifest.get("status") != "complete":
+            continue
+        metrics = xr.load_dataset(folder / "metrics.nc")
+        runs.append(RunResult(folder, load_yaml(folder / "config.yaml"), metrics, manifest.get("stages", [])))
+    return results_table(runs, keys=keys)
 
 
 def summarise(df: pd.DataFrame, by: list[str], value: str = "accuracy") -> pd.DataFrame:

@@ -25,12 +25,13 @@ from landscape.plot.experiments import (
     plot_sanity_checks,
     plot_sculpting,
 )
-from landscape.plot.runs import plot_keep_ratios, plot_learning_curves, plot_schedules
+from landscape.plot.runs import plot_accuracy_vs_flops, plot_keep_ratios, plot_learning_curves, plot_schedules
 from landscape.plot.style import _style, mean_sd, save_figure
 
 __all__ = [
     "_style",
     "mean_sd",
+    "plot_accuracy_vs_flops",
     "plot_accuracy_vs_sparsity",
     "plot_alignment_and_curves",
     "plot_barriers",

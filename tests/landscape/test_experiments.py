@@ -109,16 +109,20 @@ def test_final_value_is_last_finite_epoch_of_last_level():
     assert experiments.final_level(m).sizes["cycle"] == 1
 
 
-def test_training_cost_counts_epochs_and_density_weighted_epochs():
+def test_training_cost_reads_the_cumulative_flops():
     nan = np.nan
     m = _metrics(
         [[[0.5, 0.4], [0.3, 0.2]], [[0.25, 0.15], [nan, nan]]],
         [[[1.0, 1.0], [1.0, 1.0]], [[0.1, 0.1], [nan, nan]]],
         level_dim=True,
     )
+    assert np.isnan(experiments.training_cost(m).train_flops)  # a run made before FLOPs were counted
+    unit = 3 * 1000.0 * 50  # 3·f_D per sample, 50 samples per epoch
+    flops = np.cumsum([1, 1, 1, 1, 0.25, 0.25]) * unit  # four dense epochs, two at a quarter of the FLOPs
+    m["train_flops"] = (("level", "cycle", "epoch"), np.array([*flops, nan, nan]).reshape(2, 2, 2))
+    m.attrs.update(dense_forward_flops=1000.0, train_samples_per_epoch=50)
     cost = experiments.training_cost(m)
-    assert cost.epochs == 6
-    assert cost.dense_epoch_flops == pytest.approx(4.2)  # four dense epochs and two at 10% density
+    assert cost.epochs == 6 and cost.train_flops == flops[-1] and cost.dense_epochs == pytest.approx(4.5)
 
 
 def test_results_table_rows(tiny_run):
@@ -127,7 +131,8 @@ def test_results_table_rows(tiny_run):
     assert list(table.columns[:3]) == ["arm", "mask.sparsity", "seed"]
     assert row["test_error"] == float(tiny_run.metrics["test_error"].values[-1, -1])
     assert row["accuracy"] == pytest.approx(1 - row["test_error"])
-    assert row["epochs"] == 4 and 0.19 < row["dense_epoch_flops"] / 4 < 0.21  # 2 × 2 epochs at 80% sparsity
+    assert row["epochs"] == 4 and 0.19 < row["dense_epochs"] / 4 < 0.21  # 2 × 2 epochs at 80% sparsity
+    assert row["train_flops"] == float(tiny_run.metrics["train_flops"].values[-1, -1])
     with pytest.raises(ValueError, match="labels"):
         experiments.results_table([tiny_run], labels=[])
 

@@ -216,7 +216,7 @@ def test_mask_init_coupling_draws_grouped_bars_and_the_lrr_line():
 def test_sculpting_places_each_run_at_its_cost_and_accuracy():
     table = pd.DataFrame(
         [
-            {"target": t, "method": m, "seed": s, "accuracy": a, "dense_epoch_flops": c}
+            {"target": t, "method": m, "seed": s, "accuracy": a, "dense_epochs": c}
             for t, m, s, a, c in [
                 (0.9, "lrr", 0, 0.8, 6.0),
                 (0.9, "lrr", 1, 0.82, 6.0),
@@ -277,3 +277,47 @@ def test_reproduction_figure_draws_each_tested_comparison_with_its_interval():
     assert np.allclose(interval.get_xdata(), [0.4, 2.0]) and interval.get_color() == VERDICT_COLORS["reproduces"]
     assert [t.get_text() for t in loss.get_yticklabels()] == ["P1-2: loss"] and "nats" in loss.get_xlabel()
     matplotlib.pyplot.close(fig)
+
+
+def test_accuracy_against_training_flops_of_any_set_of_runs(tmp_path):
+    """Real runs read from their folders (runs_table), drawn as means over seeds with bands, on a log axis,
+    with the dense baseline marked."""
+    from landscape.experiments import runs_table
+    from landscape.plot import plot_accuracy_vs_flops
+    from tests.helpers import tiny_config
+    from training.config import replace_dotted
+    from training.run import train
+
+    one = {"schedule.name": "one-cycle", "schedule.cycles": 1, "schedule.epochs": 2}
+    configs = [replace_dotted(tiny_config(), {**one, "mask.method": "none", "mask.sparsity": 0.0})]
+    for seed in (0, 1):
+        configs.append(replace_dotted(tiny_config(), {**one, "seed": seed}))  # random PaI at 80%
+        configs.append(replace_dotted(tiny_config(), {**one, "seed": seed, "recipe.name": "rigl",
+                                                      "recipe.dst_interval": 4}))  # fmt: skip
+    for cfg in configs:
+        train(cfg, tmp_path, quiet=True)
+    table = runs_table([tmp_path])
+    assert len(table) == 5 and table["train_flops"].notna().all()
+    table["label"] = table["recipe.name"].where(table["mask.sparsity"] > 0, "dense")
+    table["budget"] = 1
+    fig = plot_accuracy_vs_flops(table, group="label", budget="budget", dense="dense")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    dense = table[table["label"] == "dense"]
+    assert any(np.allclose(line.get_ydata(), float(dense["accuracy"].iloc[0])) for line in ax.lines)
+    assert any(np.allclose(line.get_xdata(), float(dense["train_flops"].iloc[0])) for line in ax.lines)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert sorted(labels) == ["dense (dense)", "pai", "rigl"]
+    rigl = table[table["label"] == "rigl"]
+    bars = next(c for c in ax.containers if c.get_label() == "rigl")
+    x, y = bars.lines[0].get_xydata()[0]
+    assert x == pytest.approx(rigl["train_flops"].mean()) and y == pytest.approx(rigl["accuracy"].mean())
+    # several budgets of one group: a line through the means and a band of ± one sd over seeds
+    rows = [{"label": "rigl", "budget": b, "seed": s, "train_flops": 1e9 * b, "accuracy": a}
+            for b, s, a in [(1, 0, 0.8), (1, 1, 0.82), (2, 0, 0.85), (2, 1, 0.87)]]  # fmt: skip
+    fig = plot_accuracy_vs_flops(pd.DataFrame(rows), group="label", budget="budget")
+    line = next(line for line in fig.axes[0].lines if line.get_label() == "rigl")
+    np.testing.assert_allclose(line.get_xydata(), [[1e9, 0.81], [2e9, 0.86]])
+    band = fig.axes[0].collections[0].get_paths()[0].vertices[:, 1]
+    sd = float(np.std([0.8, 0.82], ddof=1))
+    assert band.min() == pytest.approx(0.81 - sd) and band.max() == pytest.approx(0.86 + sd)
