@@ -29,7 +29,7 @@ FIGURES = {
     "01_cyclic_vs_one_cycle": {"01_cyclic_vs_one_cycle"},
     "02_lmc_and_sharpness_across_cycles": {"02_lmc_and_sharpness"},
     "03_mask_init_coupling": {"03_mask_init_coupling"},
-    "04_sculpting": {"04_sculpting"},
+    "04_sculpting": {"04_sculpting", "04_accuracy_vs_flops"},
     "05_sanity_checks_random_tickets": {"05_sanity_checks", "05_keep_ratios"},
     "06_loss_surfaces": {"06_surface_cyclic", "06_surface_one-cycle", "06_surface_plane"},
     "07_alignment_and_curves": {"07_alignment_and_curves", "07_paths_two_seeds"},
@@ -157,6 +157,7 @@ SUMMARIES = {
         "seeds": SEEDS,
         "accuracy": each(SCULPT, mean_std_of(fraction)),
         "cost": each(SCULPT, lambda x: finite(x) and x > 0.0),  # at most the epochs: check_relations
+        "train_flops": each(SCULPT, lambda x: finite(x) and x > 0.0),
         "epochs": SCULPT_EPOCHS,
     },
     "05_sanity_checks_random_tickets": {
@@ -193,6 +194,8 @@ def check_relations(name: str, summary: dict) -> None:
     if name == "04_sculpting":
         for key, cost in summary["cost"].items():
             assert cost <= summary["epochs"][key] + 1e-9  # no epoch costs more than a dense one
+        units = [flops / summary["cost"][key] for key, flops in summary["train_flops"].items()]
+        assert max(units) == pytest.approx(min(units))  # one dense epoch's FLOPs: the same model and data
     if name == "06_loss_surfaces":
         for surface in ("cyclic", "one-cycle"):
             assert summary[surface]["centre_loss"] <= summary[surface]["max_loss"]
