@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 # the row modules of this folder (on sys.path when run as a script)
+from dst_rows import bench_flop_counting, bench_rigl_step
 from foreign import bench_foreign_lmc
 from hessian_rows import bench_hessian, bench_hessian_batches
 from suite import ROOT, Row, Suite, bare_lmc_passes, interleaved, render, sync, timed, write_report
@@ -201,6 +202,8 @@ def bench_curvature_memory(s: Suite) -> None:
 BENCHES: dict[str, Callable[[Suite], None]] = {
     "masking": bench_masking,
     "training-loop": bench_training_loop,
+    "rigl-step": bench_rigl_step,
+    "flop-counting": bench_flop_counting,
     "hessian": bench_hessian,
     "hessian-batches": bench_hessian_batches,
     "lmc": bench_lmc,
