@@ -84,6 +84,11 @@ class Distributed:
                 buf = m.to(device=device, dtype=torch.uint8)
                 tdist.broadcast(buf, src=0)
                 m.copy_(buf.bool().cpu())
+        return self.check_same_mask(mask, device, "after broadcast")
+
+    def check_same_mask(self, mask: Mapping[str, torch.Tensor], device: torch.device, when: str = "") -> str:
+        """The checksum (sha256 prefix) of ``mask``; distributed, every rank must hold the same one (a mask
+        that changes during training is computed on every rank from the same all-reduced gradients)."""
         digest = hashlib.sha256()
         for name in sorted(mask):
             digest.update(name.encode())
@@ -94,7 +99,7 @@ class Distributed:
             everyone = [torch.zeros_like(mine) for _ in range(self.world)]
             tdist.all_gather(everyone, mine)
             if len({int(t) for t in everyone}) != 1:
-                raise ConfigError("masks differ across ranks after broadcast")
+                raise ConfigError(f"masks differ across ranks {when}".strip())
         return checksum
 
     def wrap(self, model: nn.Module, device: torch.device) -> nn.Module:

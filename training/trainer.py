@@ -249,6 +249,8 @@ class Trainer:
         finally:
             bar.close()
 
+        if dyn is not None:  # every rank updated its own copy of the mask: they must agree
+            mask_checksum = self.dist.check_same_mask(mask, self.device, "at the end of a stage whose mask changes")
         metrics = metrics_dataset(records, C, E, self.attrs())
         if self.dist.main:
             atomic_netcdf(metrics, sdir / "metrics.nc")
