@@ -19,7 +19,7 @@ from training.dynamic import AlternatingCompressed, Context, DropGrow, Gradual, 
 from training.errors import ConfigError
 from training.flops import flop_model
 from training.masks import MaskedParameters, full_mask, prunable_names
-from training.models import build
+from training.models import MODELS, build
 from training.pruning import prune
 from training.run import train
 
@@ -315,3 +315,42 @@ def test_gmp_and_acdc_through_the_trainer(tmp_path, monkeypatch):
     assert resets == [True, True, True]
     dense = acdc.metrics["density"].values.ravel()
     assert dense[0] == 1.0 and dense[-1] == pytest.approx(0.1, abs=0.01)
+
+
+@pytest.mark.parametrize("model_name", sorted(MODELS))
+def test_every_updater_runs_on_every_registry_model(tmp_path, model_name):
+    """One RigL update, one GMP step and one AC/DC compression on each registry model (a batch of two)."""
+    shape = (1, 40) if model_name in ("mlp", "cnn1d", "resnet20_1d") else (3, 32, 32)
+    torch.manual_seed(0)
+    model = build(model_name, 10, input_shape=shape)
+    names = prunable_names(model)
+    mask = prune(model, "random", 0.9, generator=torch.Generator().manual_seed(0), distribution="erk")
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n in mask:
+                p.mul_(mask[n])
+    ctx = Context(model, mask, MaskedParameters(model, mask), flop_model(model, shape), 100, 10, 0, 0, tmp_path)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x, y = torch.randn(2, *shape), torch.tensor([1, 2])
+    model.train()
+    F.cross_entropy(model(x), y).backward()
+    counts = {n: int(m.sum()) for n, m in mask.items()}
+    assert DropGrow(ctx, grow="gradient", fraction=0.3, interval=10, end=0.75, anneal="cosine").before_step(10, 2, opt)
+    assert {n: int(m.sum()) for n, m in ctx.mask.items()} == counts
+    Gradual(ctx, final=0.95, start=0.0, end=0.5, interval=10).after_step(-1, opt)  # k = 0: prune to s_i = 0
+    acdc = AlternatingCompressed(ctx, target=0.95, epochs=10, warmup=0.0, phase=0.2, last_dense=0.2, final=0.2)
+    acdc.epoch_start(0, opt)  # compressed from scratch
+    kept = sum(int(m.sum()) for m in ctx.mask.values())
+    assert kept == pytest.approx(0.05 * sum(m.numel() for m in ctx.mask.values()), abs=1)
+    assert set(ctx.mask) == set(names)
+
+
+@pytest.mark.parametrize("schedule, decay", [("one-cycle", "cosine"), ("step", "linear"), ("cyclic", "linear")])
+def test_rigl_under_every_schedule(tmp_path, schedule, decay):
+    """T_end and the update steps count the whole run's steps, across cycles too."""
+    cycles = 2 if schedule == "cyclic" else 1
+    cfg = dst_config("rigl", **{"schedule.name": schedule, "schedule.decay": decay, "schedule.cycles": cycles,
+                                "schedule.epochs": 4 // cycles, "recipe.dst_interval": 8})  # fmt: skip
+    result = train(cfg, tmp_path, quiet=True)
+    steps = [u["step"] for u in json.loads((result.run_dir / "mask_history.json").read_text())["updates"]]
+    assert steps == [8, 16, 24, 32, 40]  # 64 steps in all, T_end = 48
