@@ -292,7 +292,10 @@ def test_resume_inside_a_later_level_is_bitwise_identical(tmp_path, monkeypatch)
         ({"recipe.name": "coupling", "mask.method": "random", "mask.sparsity": 0.5}, "drop --prune"),
         ({"recipe.name": "wr", "mask.sparsity": 0.5, "recipe.rewind_epoch": 50}, "exceeds"),
         ({"recipe.name": "imp", "mask.sparsity": 0.5, "recipe.prune_fraction": 0.0}, "give --levels"),
-        ({"recipe.name": "lottery"}, "unknown recipe 'lottery'; choose from: acdc, coupling, gmp, gmp-star, hybrid, imp, lrr, pai, rigl"),
+        (
+            {"recipe.name": "lottery"},
+            "unknown recipe 'lottery'; choose from: acdc, coupling, gmp, gmp-star, hybrid, imp, lrr, pai, rigl",
+        ),
         ({"recipe.corrupt": "noise"}, "unknown corruption"),
     ],
 )
