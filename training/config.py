@@ -98,8 +98,8 @@ class ModelConfig:
     name: str = opt("cnn1d", help="Architecture.", flag="--model")
     width: int | None = opt(
         None,
-        help="Width: first-stage channels (CIFAR ResNets), base channels (cnn1d), hidden units (mlp); "
-        "default: the model's own.",
+        help="Width: first-stage channels (CIFAR ResNets, mobilenetv2: 32 is width_mult 1), base channels "
+        "(cnn1d), hidden units (mlp), hidden size (vit, a multiple of 12); default: the model's own.",
         valid=AT_LEAST_ONE,
     )
 
@@ -116,6 +116,12 @@ class MaskConfig:
     )
     prune_last: bool = opt(
         True, help="Whether the last linear layer is prunable.", flag="--prune-last/--keep-last-dense"
+    )
+    prune_patch_and_head: bool = opt(
+        False, help="vit: also prune the patch embedding and the head (default dense, as TurboPrune's DeiT)."
+    )
+    dense_depthwise: bool = opt(
+        False, help="mobilenetv2: keep the first and the depthwise convolutions dense (AC/DC's configurations)."
     )
     distribution: str = opt("uniform", help="random: layer densities.")
     scope: str = opt("global", help="Thresholding of scores: over all layers at once, or per layer.")

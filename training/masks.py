@@ -29,8 +29,21 @@ _PRUNABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 _SHORTCUT_WORDS = ("shortcut", "downsample")
 
 
-def prunable_names(model: nn.Module, prune_shortcuts: bool = True, prune_last: bool = True) -> list[str]:
-    """Names of the prunable weights of ``model``, in module order."""
+def prunable_names(
+    model: nn.Module,
+    prune_shortcuts: bool = True,
+    prune_last: bool = True,
+    *,
+    prune_patch_and_head: bool = False,
+    dense_depthwise: bool = False,
+) -> list[str]:
+    """Names of the prunable weights of ``model``, in module order. A model may declare weights that
+    stay dense unless asked (``model.patch_and_head``: a ViT's patch embedding and head, pruned only
+    with ``prune_patch_and_head``) or that a flag keeps dense (``model.first_and_depthwise``: MobileNetV2's
+    first and depthwise convolutions, dense with ``dense_depthwise``)."""
+    excluded = set() if prune_patch_and_head else set(getattr(model, "patch_and_head", ()))
+    if dense_depthwise:
+        excluded |= set(getattr(model, "first_and_depthwise", ()))
     modules = [(n, m) for n, m in model.named_modules() if isinstance(m, (*_PRUNABLE_TYPES, nn.MultiheadAttention))]
     last_linear = next((n for n, m in reversed(modules) if isinstance(m, nn.Linear)), None)
     names = []
@@ -47,7 +60,14 @@ def prunable_names(model: nn.Module, prune_shortcuts: bool = True, prune_last: b
         if name == last_linear and not prune_last:
             continue
         names.append(f"{name}.weight" if name else "weight")
-    return names
+    return [n for n in names if n not in excluded]
+
+
+def config_prunable_names(model: nn.Module, mask_config) -> list[str]:
+    """:func:`prunable_names` under a :class:`training.config.MaskConfig`'s flags."""
+    c = mask_config
+    return prunable_names(model, c.prune_shortcuts, c.prune_last, prune_patch_and_head=c.prune_patch_and_head,
+                          dense_depthwise=c.dense_depthwise)  # fmt: skip
 
 
 def full_mask(model: nn.Module, names: list[str]) -> Mask:

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from landscape.hessian.subspace import ModelOperator
+from training.models.attention import math_attention
 
 
 class OutputCurvatureOperator(ModelOperator):
@@ -36,7 +37,8 @@ class OutputCurvatureOperator(ModelOperator):
     (what it needs of the batch's logits and labels) and :meth:`_apply_output` (``M_n w_n`` for a chunk)."""
 
     def _prepare(self, index: int, x: torch.Tensor, y: torch.Tensor) -> Any:
-        z = self.model(x)
+        with math_attention():  # differentiated twice: attention's math kernel (training.models.attention)
+            z = self.model(x)
         u = torch.zeros_like(z, requires_grad=True)
         jt_u = torch.autograd.grad(z, self.params, grad_outputs=u, create_graph=True)
         return z, u, jt_u, self._output_factor(index, z.detach(), y)

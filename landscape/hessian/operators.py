@@ -22,6 +22,7 @@ from torch.nn import functional as F
 
 from landscape.hessian.subspace import SUBSPACES, ModelOperator
 from training.errors import UserError
+from training.models.attention import math_attention
 
 Matvec = Callable[[torch.Tensor], torch.Tensor]
 
@@ -114,7 +115,8 @@ class HessianOperator(ModelOperator):
     kind = "Hessian"
 
     def _prepare(self, index: int, x: torch.Tensor, y: torch.Tensor) -> Sequence[torch.Tensor]:
-        out = self.model(x)
+        with math_attention():  # differentiated twice: attention's math kernel (training.models.attention)
+            out = self.model(x)
         # a given loss is a batch mean: scaled to the batch's sum, so batches weigh by their size
         loss = F.cross_entropy(out, y, reduction="sum") if self.loss_fn is None else self.loss_fn(out, y) * len(y)
         return torch.autograd.grad(loss, self.params, create_graph=True)

@@ -34,6 +34,12 @@ def test_default_hash_is_stable():
     assert config_hash(cfg) == "f55e8386e581"
     # field order in the dataclasses does not matter, only the sorted canonical string
     assert config_hash(replace_dotted(cfg, {})) == "f55e8386e581"
+    # the ViT and MobileNetV2 of the reviewers' experiments, fixed from the day they were added
+    vit = replace_dotted(TrainConfig(), {"model.name": "vit", "data.name": "cifar10"})
+    mobile = replace_dotted(
+        TrainConfig(), {"model.name": "mobilenetv2", "model.width": 16, "data.name": "fashion-mnist"}
+    )
+    assert (config_hash(vit), config_hash(mobile)) == ("81120b1a023a", "1a1a530f25f9")
 
 
 def test_new_option_with_default_keeps_hash():
@@ -118,7 +124,7 @@ def test_sparsity_out_of_range(sparsity):
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"model.name": "resnet7"}, "unknown model 'resnet7'; choose from: cnn1d, mlp, resnet18"),
+        ({"model.name": "resnet7"}, "unknown model 'resnet7'; choose from: cnn1d, mlp, mobilenetv2, resnet18"),
         ({"data.name": "mnist"}, "unknown dataset 'mnist'; choose from: cifar10"),
         ({"mask.method": "magic", "mask.sparsity": 0.5}, "unknown pruning method 'magic'"),
         ({"schedule.name": "cosine"}, "unknown schedule 'cosine'; choose from: cyclic, one-cycle, step"),

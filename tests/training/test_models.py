@@ -45,6 +45,16 @@ def _input_shape(name):
 #   fc 51,300. Total 20,081,188.
 #
 # resnet18 for CIFAR (3x3 stem, no max-pool) and torchvision's resnet50: the published 11,173,962 and 25,557,032.
+#
+# vit (3×32×32, 4×4 patches, 7 layers, hidden and MLP 384), 10 classes: patch embedding 3·16·384 + 384 =
+#   18,816; class token 384; position embedding 65·384 = 24,960; per layer two LayerNorms 2·768, input
+#   projection 3·384² + 3·384 = 443,520, output projection and the two MLP layers 3·(384² + 384) = 443,520:
+#   888,576, so 7 layers 6,220,032; final LayerNorm 768; head 384·10 + 10 = 3,850. Total 6,268,810 (the
+#   figure ViT-CIFAR's recipe gives). At 1×28×28: the embedding 16·384 + 384 = 6,528 and 50 positions
+#   19,200: 6,250,762.
+# mobilenetv2 (CIFAR strides do not change the count): torchvision's published 3,504,872 for 1000 classes,
+#   less its head 1280·1000 + 1000, plus 1280·10 + 10: 2,236,682. One input channel: the first conv has
+#   32·9 weights instead of 32·27: 2,236,106.
 COUNTS = [
     ("mlp", {"input_shape": (40,)}, 10, 15_210),
     ("cnn1d", {"input_shape": (1, 40)}, 10, 25_258),
@@ -56,6 +66,10 @@ COUNTS = [
     ("vgg19", {}, 100, 20_081_188),
     ("resnet18", {}, 10, 11_173_962),
     ("resnet50", {}, 1000, 25_557_032),
+    ("vit", {}, 10, 6_268_810),
+    ("vit", {"input_shape": (1, 28, 28)}, 10, 6_250_762),
+    ("mobilenetv2", {}, 10, 2_236_682),
+    ("mobilenetv2", {"input_shape": (1, 28, 28)}, 10, 2_236_106),
 ]
 
 
@@ -150,3 +164,67 @@ def test_a_bug_inside_a_builder_is_not_reported_as_bad_input(monkeypatch):
     monkeypatch.setitem(MODELS, "broken", broken)
     with pytest.raises(TypeError, match="bogus_argument"):
         build("broken", 10, width=4)
+
+
+def test_vit_and_mobilenetv2_prunable_sets_and_flags():
+    """ViT: the packed attention projection is prunable (half of a block's weights when the MLP is as wide),
+    LayerNorm, biases, class token and position embedding never; the patch embedding and head only with the
+    flag. MobileNetV2: the first and the depthwise convolutions dense with --dense-depthwise."""
+    from training.config import MaskConfig
+    from training.masks import config_prunable_names, prunable_names
+
+    vit = build("vit", 10, input_shape=(3, 32, 32), width=48)
+    names = prunable_names(vit)
+    block = "encoder.layers.encoder_layer_0"
+    assert [n for n in names if n.startswith(block)] == [
+        f"{block}.self_attention.in_proj_weight", f"{block}.self_attention.out_proj.weight",
+        f"{block}.mlp.0.weight", f"{block}.mlp.3.weight",
+    ]  # fmt: skip
+    params = dict(vit.named_parameters())
+    in_block = [n for n in names if n.startswith(block)]
+    share = params[f"{block}.self_attention.in_proj_weight"].numel() / sum(params[n].numel() for n in in_block)
+    assert share == pytest.approx(0.5)
+    assert not any(("ln" in n) or n.endswith("bias") or "token" in n or "pos_embedding" in n for n in names)
+    assert "conv_proj.weight" not in names and "heads.head.weight" not in names
+    flagged = config_prunable_names(vit, MaskConfig(prune_patch_and_head=True))
+    assert set(flagged) - set(names) == {"conv_proj.weight", "heads.head.weight"}
+
+    mobile = build("mobilenetv2", 10, input_shape=(3, 32, 32), width=8)
+    every = prunable_names(mobile)
+    dense = set(every) - set(config_prunable_names(mobile, MaskConfig(dense_depthwise=True)))
+    modules = dict(mobile.named_modules())
+    depthwise = {f"{n}.weight" for n, m in modules.items() if isinstance(m, nn.Conv2d) and m.groups > 1}
+    assert dense == depthwise | {"features.0.0.weight"} and len(depthwise) == 17
+    assert modules["features.0.0"].stride == (1, 1)  # CIFAR strides: a 4×4 final map at 32×32
+    with torch.no_grad():
+        assert mobile.features(torch.zeros(1, 3, 32, 32)).shape[-2:] == (4, 4)
+
+
+def test_vit_and_mobilenetv2_refuse_alignment_and_bad_shapes():
+    from training.models import permutation_groups
+
+    for name in ("vit", "mobilenetv2"):
+        with pytest.raises(ConfigError, match=f"model '{name}' cannot be aligned: ") as exc:
+            permutation_groups(name, build(name, 10, input_shape=(3, 32, 32), width=48 if name == "vit" else 8))
+        assert "\n" not in str(exc.value)
+    with pytest.raises(ConfigError, match="vit: the image side 30 is not a multiple of the patch size 4"):
+        build("vit", 10, input_shape=(3, 30, 30))
+    with pytest.raises(ConfigError, match="vit: width 50 is not a multiple of the 12 heads"):
+        build("vit", 10, input_shape=(3, 32, 32), width=50)
+    with pytest.raises(ConfigError, match="needs square images"):
+        build("mobilenetv2", 10, input_shape=(1, 40))
+
+
+def test_scores_that_all_tie_are_refused_not_turned_into_an_empty_mask():
+    """torchvision's ViT zero-initialises its head: SNIP then scores every weight 0, and pruning ties would
+    empty the mask. The registry's ViT re-initialises the head; any model that still ties is refused."""
+    from training.pruning import prune
+
+    torch.manual_seed(0)
+    model = build("mlp", 10, input_shape=(40,), width=16)
+    nn.init.zeros_(model.fc.weight)  # no gradient reaches the hidden layers, and |w·g| of the head is 0
+    data = [(torch.randn(20, 40), torch.randint(0, 10, (20,)))]
+    with pytest.raises(ConfigError, match="the pruning scores are all tied, so the mask would keep no weight"):
+        prune(model, "snip", 0.9, data=data)
+    vit = build("vit", 10, input_shape=(3, 32, 32), width=48)
+    assert vit.heads.head.weight.abs().sum() > 0

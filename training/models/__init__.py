@@ -29,6 +29,7 @@ from training.models.cifar import (
     vgg_permutations,
 )
 from training.models.imagenet import resnet50, resnet50_permutations
+from training.models.modern import NOT_ALIGNABLE, mobilenetv2, vit
 from training.models.permutations import PermutationGroup, check_groups
 from training.models.resnet1d import resnet20_1d, resnet20_1d_permutations
 from training.models.small import cnn1d, cnn1d_permutations, mlp, mlp_permutations
@@ -44,6 +45,8 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "vgg16": vgg16,
     "vgg19": vgg19,
     "resnet50": resnet50,
+    "vit": vit,
+    "mobilenetv2": mobilenetv2,
 }
 
 PERMUTATIONS: dict[str, Callable[[nn.Module], list[PermutationGroup]]] = {
@@ -63,6 +66,8 @@ PERMUTATIONS: dict[str, Callable[[nn.Module], list[PermutationGroup]]] = {
 def permutation_groups(name: str, model: nn.Module) -> list[PermutationGroup]:
     """The declared permutation groups of ``model`` (built as registry model ``name``), checked
     against its state dict. A model without a declaration raises :class:`ConfigError`."""
+    if name in NOT_ALIGNABLE:
+        raise ConfigError(f"model {name!r} cannot be aligned: {NOT_ALIGNABLE[name]}")
     if name not in PERMUTATIONS:
         raise ConfigError(
             f"model {name!r} declares no permutation structure, so it cannot be aligned; declare one next "

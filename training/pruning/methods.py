@@ -27,7 +27,7 @@ from training.config import MaskConfig
 from training.data import DataBundle
 from training.errors import ConfigError
 from training.fields import check_ranges
-from training.masks import Mask, apply_mask, check_mask_fits, density, full_mask, prunable_names
+from training.masks import Mask, apply_mask, check_mask_fits, config_prunable_names, density, full_mask, prunable_names
 from training.pruning.densities import random_mask, smart_ratio_l2_scaling
 from training.pruning.scorers import grasp_scores, magnitude_scores, snip_scores, synflow_prune
 from training.pruning.thresholds import SCOPES, check_sparsity, threshold_mask
@@ -172,7 +172,7 @@ def prune_from_config(
     ``cfg.method == "none"`` returns the full mask.
     """
     if names is None:
-        names = prunable_names(model, cfg.prune_shortcuts, cfg.prune_last)
+        names = config_prunable_names(model, cfg)
     if cfg.method == "none":
         return full_mask(model, list(names))
     entry = _method(cfg.method)

@@ -16,6 +16,7 @@ from torch.nn import functional as F
 
 from training.errors import ConfigError
 from training.masks import Mask
+from training.models.attention import math_attention
 from training.pruning.thresholds import threshold_mask
 
 
@@ -101,7 +102,8 @@ def grasp_raw_scores(
             acc += d
     hg = [torch.zeros_like(p) for p in params]
     for xb, yb in halves:
-        loss = F.cross_entropy(net(xb) / temperature, yb)
+        with math_attention():  # a backward that is differentiated again (training.models.attention)
+            loss = F.cross_entropy(net(xb) / temperature, yb)
         grad_w = torch.autograd.grad(loss, params, create_graph=True)
         z = sum((gw * gs.detach()).sum() for gw, gs in zip(grad_w, g, strict=True))
         for acc, d in zip(hg, torch.autograd.grad(z, params), strict=True):

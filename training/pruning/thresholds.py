@@ -34,7 +34,9 @@ def threshold_mask(
         if k < 1:
             return {n: mask[n].clone() for n in masked}
         threshold = torch.kthvalue(flat.cpu(), k).values.item()
-        return {n: (s > threshold).cpu() & mask[n].cpu() for n, s in masked.items()}
+        new = {n: (s > threshold).cpu() & mask[n].cpu() for n, s in masked.items()}
+        _check_not_emptied(new, flat.numel() - k)
+        return new
     new = {}
     for n, s in masked.items():
         k = round(sparsity * s.numel())
@@ -43,7 +45,18 @@ def threshold_mask(
             continue
         threshold = torch.kthvalue(s.flatten().cpu(), k).values.item()
         new[n] = (s > threshold).cpu() & mask[n].cpu()
+    _check_not_emptied(new, sum(s.numel() - round(sparsity * s.numel()) for s in masked.values()))
     return new
+
+
+def _check_not_emptied(new: Mapping[str, torch.Tensor], wanted: int) -> None:
+    """Ties at the threshold are pruned; when every score ties (all zero: no gradient reached the weights,
+    e.g. through a zero-initialised head) that would prune everything. Refuse rather than return it."""
+    if wanted > 0 and not any(bool(m.any()) for m in new.values()):
+        raise ConfigError(
+            "the pruning scores are all tied, so the mask would keep no weight; a zero-initialised layer may "
+            "block the gradients the scores need"
+        )
 
 
 SCOPES = ("global", "layerwise")

@@ -13,7 +13,7 @@ from training.config import TrainConfig
 from training.data import DataBundle, corrupt
 from training.fileio import derive_seed
 from training.flops import scoring_flops
-from training.masks import Mask, full_mask, prunable_names
+from training.masks import Mask, config_prunable_names, full_mask
 from training.pruning import apply_mask_op, prune, prune_from_config
 from training.trainer import Stage, StageResult, StageStart, Trainer
 
@@ -98,6 +98,6 @@ def dense_level0(tr: Trainer, cfg: TrainConfig, *, final: bool = False) -> Stage
 
     def start() -> StageStart:
         model = tr.fresh_model()
-        return StageStart(None, full_mask(model, prunable_names(model, cfg.mask.prune_shortcuts, cfg.mask.prune_last)))
+        return StageStart(None, full_mask(model, config_prunable_names(model, cfg.mask)))
 
     return tr.run_stage(stage, start)

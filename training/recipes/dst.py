@@ -27,7 +27,7 @@ from collections.abc import Callable
 from training.config import TrainConfig
 from training.dynamic import AlternatingCompressed, Context, DropGrow, Dynamic, Gradual
 from training.errors import ConfigError
-from training.masks import full_mask, prunable_names
+from training.masks import config_prunable_names, full_mask
 from training.recipes.common import initial_mask
 from training.trainer import Stage, StageResult, StageStart, Trainer
 
@@ -86,7 +86,7 @@ def recipe_dynamic(tr: Trainer, cfg: TrainConfig) -> list[StageResult]:
         model = tr.fresh_model()
         if cfg.recipe.name in SPARSE_START:
             return StageStart(model.state_dict(), initial_mask(tr, model, cfg.mask.sparsity, tr.data))
-        names = prunable_names(model, cfg.mask.prune_shortcuts, cfg.mask.prune_last)
+        names = config_prunable_names(model, cfg.mask)
         return StageStart(model.state_dict(), full_mask(model, names))
 
     return [tr.run_stage(Stage(tr.run_dir, cfg.schedule, level=0, dynamic=updater(cfg)), start)]
