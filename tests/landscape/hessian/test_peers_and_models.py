@@ -19,6 +19,8 @@ SMALL = {
     "vgg16": {"width": 8, "input_shape": (3, 32, 32)},
     "vgg19": {"width": 8, "input_shape": (3, 32, 32)},
     "resnet50": {"input_shape": (3, 32, 32)},
+    "vit": {"width": 24, "input_shape": (3, 8, 8)},  # the Hessian through attention: its math kernel
+    "mobilenetv2": {"width": 8, "input_shape": (3, 8, 8)},
 }
 LARGE = ("resnet18", "resnet50")
 

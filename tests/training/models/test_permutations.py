@@ -21,7 +21,11 @@ SMALL = {
 
 
 def test_every_registry_model_declares_its_permutations():
-    assert set(PERMUTATIONS) == set(MODELS) == set(SMALL)
+    """Or is refused in one line with the reason (the ViT's attention heads, MobileNetV2's depthwise convolutions)."""
+    from training.models.modern import NOT_ALIGNABLE
+
+    assert set(PERMUTATIONS) == set(SMALL) and not set(PERMUTATIONS) & set(NOT_ALIGNABLE)
+    assert set(PERMUTATIONS) | set(NOT_ALIGNABLE) == set(MODELS)
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
