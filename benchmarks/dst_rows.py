@@ -99,7 +99,7 @@ def bench_flop_counting(s: Suite) -> None:
 
     def counting():
         ledger = FlopLedger(flop_model(model, (3, 32, 32)))
-        ledger.epoch(mask, n_train)
+        ledger.add(ledger.model.training(mask, n_train))
 
     t = interleaved({"epoch": epoch, "counting": counting}, s.repeats)
     r = t["counting"] / t["epoch"]

@@ -227,11 +227,8 @@ class Gradual(Dynamic):
             return
         target = self.sparsity_at((step - self.t0) // self.interval)
         names = self.ctx.masked.names
-        mask = prune(self.ctx.model, "magnitude", target, mask=self.current(), scope=self.scope, names=names)
+        mask = prune(self.ctx.model, "magnitude", target, mask=self.ctx.mask, scope=self.scope, names=names)
         self.set_masks(mask, optimizer, t, "prune")
-
-    def current(self) -> Mask:
-        return {n: f.bool() for n, f in zip(self.ctx.masked.names, self.ctx.masked.factors, strict=True)}
 
 
 class AlternatingCompressed(Dynamic):

@@ -164,8 +164,9 @@ def scoring_flops(method: str, fm: FlopModel, *, samples: int = 0, rounds: int =
 class FlopLedger:
     """The cumulative training FLOPs of one run, across its stages (levels).
 
-    Each epoch adds 3·f(M)·samples for the samples it trained on, plus any extra a recipe charges (a
-    dense weight gradient on RigL's update steps); :meth:`charge` adds work done between epochs (the
+    Each epoch adds what it cost (:meth:`add`): 3·f(M)·samples for the samples it trained on under a fixed
+    mask (:meth:`FlopModel.training`), or what a changing mask booked step by step (:mod:`training.dynamic`,
+    RigL's dense weight gradients included); :meth:`charge` adds work done between epochs (the
     pruning scores of a stage's mask), booked into the stage's first epoch. Evaluation is never counted.
     """
 
@@ -183,8 +184,8 @@ class FlopLedger:
         if math.isfinite(total):
             self.total, self.pending = float(total), 0.0
 
-    def epoch(self, mask: Mapping[str, torch.Tensor] | None, samples: int, extra: float = 0.0) -> float:
-        """Book an epoch of ``samples`` samples trained under a fixed ``mask`` (plus ``extra``); the new total."""
-        self.total += self.pending + self.model.training(mask, samples) + float(extra)
+    def add(self, flops: float) -> float:
+        """Book an epoch's ``flops`` (with any pending work); the new total."""
+        self.total += self.pending + float(flops)
         self.pending = 0.0
         return self.total

@@ -232,9 +232,9 @@ class Trainer:
                         pin,
                         dyn,
                     )
-                    samples = record.pop("samples")
-                    extra = dyn.take_flops() if dyn is not None else 0.0  # a changing mask books its own steps
-                    record["train_flops"] = self.flops.epoch(None if dyn else mask, 0 if dyn else samples, extra)
+                    samples = record.pop("samples")  # a changing mask books its own steps
+                    cost = dyn.take_flops() if dyn is not None else self.flops.model.training(mask, samples)
+                    record["train_flops"] = self.flops.add(cost)
                     record["test_loss"], record["test_error"] = evaluate(model, test_loader, self.device)
                     if epoch == E:  # the training loss that claims about the final training loss use
                         train_split = data.eval_loader("train", self.cfg.data.eval_batch_size, pin)

@@ -22,6 +22,7 @@ in :mod:`training.dynamic`, each with its reference's defaults):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from training.config import TrainConfig
@@ -98,9 +99,7 @@ def validate_dynamic(cfg: TrainConfig) -> None:
     r, m = cfg.recipe, cfg.mask
     defaults = type(r)()
     own = {"rigl": "dst_", "set": "dst_", "gmp": "gmp_", "gmp-star": "gmp_", "acdc": "acdc_"}.get(r.name)
-    for name in ("dst_fraction", "dst_interval", "dst_end", "dst_anneal", "gmp_start", "gmp_end", "gmp_interval",
-                 "gmp_initial", "gmp_scope", "gmp_accelerated", "gmp_cubic", "acdc_warmup", "acdc_phase",
-                 "acdc_last_dense", "acdc_final"):  # fmt: skip
+    for name in (f.name for f in dataclasses.fields(r) if f.name.startswith(("dst_", "gmp_", "acdc_"))):
         if getattr(r, name) != getattr(defaults, name) and (own is None or not name.startswith(own)):
             raise ConfigError(f"recipe.{name} does nothing with recipe {r.name}", param=f"recipe.{name}")
     if r.gmp_initial != defaults.gmp_initial and r.name != "gmp":
