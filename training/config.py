@@ -58,6 +58,13 @@ class DataConfig:
     eval_batch_size: int = opt(
         1000, help="Batch size for evaluation and BatchNorm recalibration.", semantic=False, valid=AT_LEAST_ONE
     )
+    test_every: int = opt(
+        1,
+        help="Evaluate the test split after every k-th epoch of a cycle and after each cycle's last epoch "
+        "(the other epochs' test loss and error are NaN); evaluation never changes training.",
+        semantic=False,
+        valid=AT_LEAST_ONE,
+    )
     num_workers: int = opt(
         0,
         help="DataLoader worker processes (ImageNet, or --loader torch).",

@@ -20,6 +20,7 @@ ends bitwise-identical to an uninterrupted one on CPU.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -235,7 +236,9 @@ class Trainer:
                     samples = record.pop("samples")  # a changing mask books its own steps
                     cost = dyn.take_flops() if dyn is not None else self.flops.model.training(mask, samples)
                     record["train_flops"] = self.flops.add(cost)
-                    record["test_loss"], record["test_error"] = evaluate(model, test_loader, self.device)
+                    record["test_loss"], record["test_error"] = math.nan, math.nan
+                    if epoch == E or epoch % self.cfg.data.test_every == 0:
+                        record["test_loss"], record["test_error"] = evaluate(model, test_loader, self.device)
                     if epoch == E:  # the training loss that claims about the final training loss use
                         train_split = data.eval_loader("train", self.cfg.data.eval_batch_size, pin)
                         record["train_set_loss"], record["train_set_error"] = evaluate(model, train_split, self.device)

@@ -193,7 +193,7 @@ FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"  # the Debian package d
 MEDIUM = Tier(
     name="medium",
     base=TrainConfig(
-        data=DataConfig(name="mnist1d", batch_size=128, mnist1d_test=10000),
+        data=DataConfig(name="mnist1d", batch_size=128, mnist1d_test=10000, test_every=8),
         model=ModelConfig(name="resnet20_1d", width=16),
         optim=OptimConfig(lr=0.1, momentum=0.9, weight_decay=5e-4),
         device="auto",

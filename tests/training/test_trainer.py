@@ -128,3 +128,18 @@ def test_dense_training(tmp_path):
     )
     result = train(cfg, tmp_path, quiet=True)
     assert float(result.metrics["density"][0, 0]) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_test_every_skips_evaluations_without_changing_training(tmp_path):
+    sched = dataclasses.replace(tiny_config().schedule, cycles=2, epochs=3)
+    every = tiny_config(schedule=sched)
+    sparse = tiny_config(schedule=sched, data=dataclasses.replace(every.data, test_every=2))
+    assert sparse.run_name == every.run_name  # evaluation is not part of the run's identity
+    a = train(every, tmp_path / "a", quiet=True)
+    b = train(sparse, tmp_path / "b", quiet=True)
+    errors = b.metrics["test_error"].values
+    assert np.isnan(errors[:, 0]).all() and np.isfinite(errors[:, 1:]).all()  # epochs 2 and 3 (the last)
+    np.testing.assert_array_equal(errors[:, 1:], a.metrics["test_error"].values[:, 1:])
+    np.testing.assert_array_equal(b.metrics["train_loss"].values, a.metrics["train_loss"].values)
+    wa, wb = read_checkpoint(a.run_dir / "cycle_2.pt"), read_checkpoint(b.run_dir / "cycle_2.pt")
+    assert all(torch.equal(wa["model"][k], wb["model"][k]) for k in wa["model"])
