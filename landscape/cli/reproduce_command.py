@@ -9,7 +9,10 @@ import typer
 
 from landscape.cli.app import QuietOpt, app
 
-GROUP_HELP = "Claim group: cyclic, high-sparsity, coupling, connectivity, sanity, tickets, images, or all."
+GROUP_HELP = (
+    "Claim group: cyclic, high-sparsity, coupling, connectivity, sanity, tickets, images (the papers' claims), "
+    "coupling-ordinary, boost-vs-sparsity, sharpness, budget, keep-ratios (the reviewers' questions), or all."
+)
 
 
 @app.command()

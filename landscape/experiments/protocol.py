@@ -12,6 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from landscape.experiments.claims import Claim, Comparison, arm, evaluate_group
+from landscape.experiments.protocol_reviews import REVIEW_CLAIMS, REVIEW_GROUPS
 from landscape.experiments.tables import ExperimentResult
 
 P1 = "Paper 1 (arXiv 2406.02773)"
@@ -264,10 +265,12 @@ CLAIMS: tuple[Claim, ...] = (
         direction=1,
         comparisons=(Comparison("95%, hybrid vs LRR", arm(_ticket("hybrid", 0.95)), arm(_ticket("lrr", 0.95))),),
     ),
+    *REVIEW_CLAIMS,
 )
 
-#: The claim groups of ``landscape reproduce``, in the order they are run.
-GROUPS = ("cyclic", "high-sparsity", "coupling", "connectivity", "sanity", "tickets", "images")
+#: The claim groups of ``landscape reproduce``, in the order they are run: the papers' claims, then the
+#: reviewers' questions (``keep-ratios`` is descriptive: it has no claims).
+GROUPS = ("cyclic", "high-sparsity", "coupling", "connectivity", "sanity", "tickets", "images", *REVIEW_GROUPS)
 
 
 def claims_of(group: str) -> list[Claim]:
@@ -278,4 +281,6 @@ def claims_of(group: str) -> list[Claim]:
 def claim_table(group: str, result: ExperimentResult) -> pd.DataFrame:
     """The claims of ``group`` evaluated on ``result`` (an experiment function's result for the tier at
     hand), one row per comparison (:meth:`~landscape.experiments.claims.ClaimResult.as_dict` columns)."""
+    if not claims_of(group):
+        return pd.DataFrame()
     return pd.DataFrame([r.as_dict() for r in evaluate_group(group, result, CLAIMS)])

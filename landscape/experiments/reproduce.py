@@ -31,7 +31,18 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
-from landscape.experiments import barriers, coupling, cyclic, sanity, sculpting
+from landscape.experiments import (
+    barriers,
+    boost,
+    budget,
+    coupling,
+    cyclic,
+    keep_ratios,
+    review_groups,
+    sanity,
+    sculpting,
+)
+from landscape.experiments import sharpness as sharp
 from landscape.experiments.claims import ClaimResult, evaluate_group
 from landscape.experiments.outputs import save_figure
 from landscape.experiments.parallel import train_parallel
@@ -99,6 +110,13 @@ GROUP_SPECS: dict[str, Group] = {
     "sanity": Group("sanity", _check_phases, sanity.run_checks),
     "tickets": Group("tickets", _ticket_phases, sanity.run_tickets),
     "images": Group("images", _cyclic_phases, cyclic.run_cyclic_vs_one_cycle, image_tier=True),
+    "coupling-ordinary": Group(
+        "coupling-ordinary", review_groups.coupling_ordinary_phases, review_groups.run_coupling_ordinary
+    ),
+    "boost-vs-sparsity": Group("boost-vs-sparsity", review_groups.boost_phases, boost.run_boost),
+    "sharpness": Group("sharpness", review_groups.sharpness_phases, sharp.run_sharpness),
+    "budget": Group("budget", review_groups.budget_phases, budget.run_budget),
+    "keep-ratios": Group("keep-ratios", review_groups.keep_ratio_phases, keep_ratios.run_keep_ratios),
 }
 assert tuple(GROUP_SPECS) == tuple(sorted(GROUP_SPECS, key=GROUPS.index))
 
@@ -159,7 +177,7 @@ def reproduce_group(
     if group in ("cyclic", "images"):
         result.tables["loss_curves"] = loss_curves(result, chosen.connectivity.sparsity)
         result.summary["loss_flattening"] = loss_flattening(result.tables["loss_curves"])
-    claims = evaluate_group(group, result, CLAIMS)
+    claims = evaluate_group(group, result, CLAIMS) if any(c.group == group for c in CLAIMS) else []
     wall = time.perf_counter() - start
     results.mkdir(parents=True, exist_ok=True)
     figures.mkdir(parents=True, exist_ok=True)
@@ -173,18 +191,21 @@ def reproduce_group(
     ]
     from landscape.plot.claims import plot_reproduction
 
-    fig = plot_reproduction(
-        payload["claims"],
-        loss_curves=result.tables.get("loss_curves"),
-        barriers=result.tables.get("barriers"),
-        title=f"{group} ({chosen.name} tier, {len(chosen.seeds)} seeds)",
-    )
-    paths += save_figure(fig, group, figures)
+    if claims:  # a descriptive group (keep-ratios) has only its own figures
+        fig = plot_reproduction(
+            payload["claims"],
+            loss_curves=result.tables.get("loss_curves"),
+            barriers=result.tables.get("barriers"),
+            title=f"{group} ({chosen.name} tier, {len(chosen.seeds)} seeds)",
+        )
+        paths += save_figure(fig, group, figures)
+    for suffix, extra in review_groups.group_figures(group, result).items():
+        paths += save_figure(extra, f"{group}-{suffix}", figures)
     for c in claims:
         if not c.tested:
             say(f"{c.id} {c.label}: not tested (the tier has no run of an arm)")
             continue
-        say(f"{c.id} {c.label}: {c.effect:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}] n={c.n} {c.verdict}")
+        say(f"{c.id} {c.label}: {c.effect:+.4g} [{c.ci_low:+.4g}, {c.ci_high:+.4g}] n={c.n} {c.verdict}")
     say(f"group {group}: {len(trained)} runs trained, {complete} read back, {wall:.0f} s")
     return GroupOutcome(group, chosen.name, claims, result, paths, payload)
 

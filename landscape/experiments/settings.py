@@ -33,6 +33,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from landscape.experiments.review_settings import BoostSettings, BudgetSettings, KeepRatioSettings, SharpnessSettings
 from training.config import DataConfig, ModelConfig, OptimConfig, ScheduleConfig, TrainConfig
 from training.errors import UserError
 
@@ -151,6 +152,10 @@ class Tier:
     sanity: SanitySettings
     surfaces: SurfaceSettings
     data_root: str | None = None
+    budget: BudgetSettings | None = None
+    boost: BoostSettings | None = None
+    sharpness: SharpnessSettings | None = None
+    keep_ratios: KeepRatioSettings | None = None
 
     @property
     def sanity_seeds(self) -> tuple[int, ...]:
@@ -182,6 +187,12 @@ QUICK = Tier(
         prune_fraction=0.7,
     ),
     surfaces=SurfaceSettings(cycles=4, epochs=3, grid=11),
+    budget=BudgetSettings(
+        sparsities=(0.9,), epochs=12, cycle_epochs=3, sculpt_cycles=3, lrr_prune_fraction=0.5, pai_cycles=4, interval=16
+    ),
+    boost=BoostSettings(cycles=4, epochs=3, sparsities=(0.5, 0.9, 0.98)),
+    sharpness=SharpnessSettings(sparsity=0.9, methods=("random", "snip"), samples=256, max_iter=50, trace_matvecs=30),
+    keep_ratios=KeepRatioSettings(sparsities=(0.9,)),
 )
 
 # The protocol's arms (REPRODUCTION.md, Part 1); every coupling arm of training.recipes.
@@ -227,6 +238,18 @@ MEDIUM = Tier(
         hybrid_sparsities=(0.95,),
     ),
     surfaces=SurfaceSettings(cycles=4, epochs=8, grid=11),
+    budget=BudgetSettings(
+        sparsities=(0.9, 0.95),
+        epochs=32,
+        cycle_epochs=8,
+        sculpt_cycles=3,
+        lrr_prune_fraction=0.2,
+        pai_cycles=4,
+        interval=16,
+    ),
+    boost=BoostSettings(cycles=4, epochs=8, sparsities=(0.5, 0.8, 0.9, 0.95, 0.98)),
+    sharpness=SharpnessSettings(sparsity=0.9, methods=("random", "snip"), samples=1024),
+    keep_ratios=KeepRatioSettings(sparsities=(0.9, 0.95)),
 )
 
 MEDIUM_IMAGES = replace(

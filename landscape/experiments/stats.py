@@ -9,6 +9,9 @@ Verdict rule, fixed before any run: with the paper's ``direction`` (+1: it claim
 * ``reproduces`` if the interval excludes 0 on the paper's side,
 * ``contradicts`` if it excludes 0 on the other side,
 * ``inconclusive`` otherwise (including n < 2).
+
+Questions with no stated direction (``direction`` 0, the reviewers' "how does X compare") are two-sided:
+``differs`` if the interval excludes 0, otherwise ``no difference detected`` (including n < 2).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from scipy import stats
 from training.errors import UserError
 
 VERDICTS = ("reproduces", "contradicts", "inconclusive")
+TWO_SIDED = ("differs", "no difference detected")
 
 
 @dataclass(frozen=True)
@@ -53,10 +57,16 @@ class PairedEffect:
 
 
 def verdict(low: float, high: float, direction: int) -> str:
-    """The verdict for an interval ``[low, high]`` of ``a − b`` when the paper claims sign ``direction``."""
-    if direction not in (1, -1):
-        raise UserError(f"direction must be +1 (a > b) or -1 (a < b), got {direction}", param="direction")
-    if not (math.isfinite(low) and math.isfinite(high)):
+    """The verdict for an interval ``[low, high]`` of ``a − b`` when the paper claims sign ``direction``
+    (0: no direction, the two-sided rule)."""
+    if direction not in (1, -1, 0):
+        raise UserError(
+            f"direction must be +1 (a > b), -1 (a < b) or 0 (two-sided), got {direction}", param="direction"
+        )
+    finite = math.isfinite(low) and math.isfinite(high)
+    if direction == 0:
+        return "differs" if finite and (low > 0 or high < 0) else "no difference detected"
+    if not finite:
         return "inconclusive"
     if (low > 0 and direction == 1) or (high < 0 and direction == -1):
         return "reproduces"

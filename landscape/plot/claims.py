@@ -19,13 +19,27 @@ from matplotlib.figure import Figure
 
 from landscape.plot.style import _style
 
-VERDICT_COLORS = {"reproduces": "#009E73", "contradicts": "#D55E00", "inconclusive": "#7F7F7F"}
+VERDICT_COLORS = {
+    "reproduces": "#009E73",
+    "contradicts": "#D55E00",
+    "inconclusive": "#7F7F7F",
+    "differs": "#0072B2",
+    "no difference detected": "#BBBBBB",
+}
 
 
 def metric_scale(metric: str) -> tuple[float, str]:
     """The factor and unit effects on ``metric`` are shown in: percentage points for accuracies and
     errors (fractions), nats for losses."""
-    return (1.0, "nats") if "loss" in metric else (100.0, "percentage points")
+    if "loss" in metric:
+        return 1.0, "nats"
+    if metric.startswith(("lambda", "trace")):
+        return 1.0, "eigenvalue units"
+    if "flops" in metric:
+        return 1.0, "FLOPs"
+    if metric == "slope":
+        return 100.0, "percentage points per decade of density"
+    return 100.0, "percentage points"
 
 
 def draw_effects(ax: Axes, claims: Sequence[Mapping], metric: str) -> None:
@@ -40,12 +54,15 @@ def draw_effects(ax: Axes, claims: Sequence[Mapping], metric: str) -> None:
         if c["ci_low"] is not None and c["ci_high"] is not None:
             ax.plot([c["ci_low"] * scale, c["ci_high"] * scale], [yi, yi], color=color, lw=2.5)
         ax.plot([effect], [yi], "o", color=color, ms=6)
-        side = "→" if c["direction"] > 0 else "←"
+        side = {1: "→", -1: "←"}.get(c["direction"], "↔")
         ax.annotate(f"{side} n={c['n']}", (1.0, yi), xycoords=("axes fraction", "data"), fontsize=7, va="center")
     ax.axvline(0.0, color="k", lw=0.8)
     ax.set_yticks(y, [f"{c['id']}: {c['label']}" for c in rows], fontsize=8)
     ax.set_xlabel(f"{metric}: a − b ({unit})")
-    handles = [plt.Line2D([], [], color=col, marker="o", lw=2.5, label=v) for v, col in VERDICT_COLORS.items()]
+    shown = {c["verdict"] for c in rows}
+    handles = [
+        plt.Line2D([], [], color=col, marker="o", lw=2.5, label=v) for v, col in VERDICT_COLORS.items() if v in shown
+    ]
     ax.legend(handles=handles, frameon=False, fontsize=7, loc="lower right")
 
 
