@@ -23,6 +23,7 @@ from training import __version__
 from training.config import TrainConfig, to_yaml
 from training.data import DataBundle, load_data
 from training.distributed import Distributed
+from training.environment import environment
 from training.errors import DivergedError, UserError
 from training.evaluate import resolve_device
 from training.fileio import atomic_netcdf, atomic_write_json, atomic_write_text, read_json
@@ -199,6 +200,7 @@ def _train_locked(
         "landscape_version": __version__,
         "semantics": semantics_version(cfg),
         "threads": torch.get_num_threads(),  # cfg.threads, as set by train
+        "environment": environment(device),  # where it was made (the last process that wrote it)
     }
     if write:
         atomic_write_json(run_dir / "manifest.json", {"status": "running", **base})

@@ -38,6 +38,15 @@ def reproduce(
     long_results: Path = typer.Option(
         Path("results/medium-long"), help="With --report: the medium-long tier's claims files (if run)."
     ),
+    check: bool = typer.Option(
+        False,
+        "--check",
+        help="Re-derive the group into a scratch folder and compare it with the results in --results: per-run "
+        "differences, every claim side by side, changed verdicts; recorded in <results>/checks/<group>.json.",
+    ),
+    scratch: Path = typer.Option(
+        None, help="With --check: the scratch folder of the re-derived runs, results and figures (default: a new one)."
+    ),
     quiet: bool = QuietOpt,
 ) -> None:
     """Train a claim group's runs (cached by config hash; an interrupted group continues), evaluate its
@@ -57,7 +66,9 @@ def reproduce(
         if not any(found):  # e.g. run outside the repository: a report of "not run" rows would replace the real one
             folders = ", ".join(str(f) for f in (results, quick_results, long_results))
             raise UserError(f"no claims files (<group>-claims.json) in {folders}; run from the repository root")
-        block = reports.part2(*found)
+        from landscape.experiments.check import load_spreads
+
+        block = reports.part2(*found, spreads=load_spreads([results / "checks"]))
         if into is not None:
             print(reports.write_into(into, block))
         else:
@@ -71,6 +82,11 @@ def reproduce(
     else:
         group_tier(group, tier)
     log = (lambda line: None) if quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    if check:
+        from landscape.cli.check_command import run_checks
+
+        run_checks(groups, tier, results, scratch, jobs=jobs, log=log, skip_missing=group == "all")
+        return
     for name in groups:
         if group == "all" and name == "images":
             try:

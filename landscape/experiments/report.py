@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from landscape.experiments.check import fragile
 from landscape.experiments.deviations import full_tier_deviations
 from landscape.experiments.protocol import CLAIMS, GROUPS
 from landscape.experiments.stats import TWO_SIDED
@@ -99,7 +100,11 @@ def _index(payloads: Mapping[str, Mapping[str, Any]]) -> dict[tuple[str, str], d
     return {(c["id"], c["label"]): c for p in payloads.values() for c in p.get("claims", [])}
 
 
-def claims_table(medium: Mapping[str, Mapping[str, Any]], quick: Mapping[str, Mapping[str, Any]]) -> str:
+def claims_table(
+    medium: Mapping[str, Mapping[str, Any]],
+    quick: Mapping[str, Mapping[str, Any]],
+    spreads: Mapping[str, float] | None = None,
+) -> str:
     """One row per comparison of every protocol claim: the claim (first row of each), its source and
     setting, the comparison, the medium tier's paired effect a − b with its 95% interval, n and the
     arms' means, the verdict, and the quick tier's effect and verdict."""
@@ -124,6 +129,8 @@ def claims_table(medium: Mapping[str, Mapping[str, Any]], quick: Mapping[str, Ma
                 cell, verdict = "not tested: the tier has no run of an arm", "—"
             else:
                 cell, verdict = format_effect(m), f"**{m['verdict']}**"
+                if fragile(m, spreads or {}):
+                    verdict += " (fragile)"
             q = qk.get((claim.id, comp.label))
             if q is None or not q.get("tested", True):
                 quick_cell = "— (no such arm in the quick tier)"
@@ -238,10 +245,13 @@ def part2(
     medium: Mapping[str, Mapping[str, Any]],
     quick: Mapping[str, Mapping[str, Any]],
     longer: Mapping[str, Mapping[str, Any]] | None = None,
+    spreads: Mapping[str, float] | None = None,
 ) -> str:
-    """The generated block: the claims table, the verdict counts, the controls, the loss flattening,
-    the cycle-length check (``longer``: the claims payloads of the ``medium-long`` tier's groups, where
-    run), the time per group (sections for results that exist) and the full tier's deviations."""
+    """The generated block (``spreads``: the measured cross-machine spread per metric,
+    :func:`landscape.experiments.check.load_spreads`; verdicts within it are marked fragile): the claims
+    table, the verdict counts, the controls, the loss flattening, the cycle-length check (``longer``: the
+    claims payloads of the ``medium-long`` tier's groups, where run), the time per group (sections for
+    results that exist) and the full tier's deviations."""
     verdicts = [c["verdict"] for p in medium.values() for c in p.get("claims", []) if c.get("tested", True)]
     counts = ", ".join(f"{verdicts.count(v)} {v}" for v in ("reproduces", "contradicts", "inconclusive"))
     if any(v in TWO_SIDED for v in verdicts):
@@ -256,7 +266,9 @@ def part2(
         "boost's slope in pp per decade of density. "
         f"Medium-tier comparisons: {counts}.",
         "",
-        claims_table(medium, quick),
+        fragile_note(spreads or {}),
+        "",
+        claims_table(medium, quick, spreads),
     ]
     if "connectivity" in medium:
         parts += [
@@ -291,6 +303,24 @@ def part2(
     parts += [f"- {line}" for line in full_tier_deviations()]
     parts += ["", END]
     return "\n".join(parts)
+
+
+def fragile_note(spreads: Mapping[str, float]) -> str:
+    """The sentence that says what "fragile" means and which spreads were measured."""
+    if not spreads:
+        return (
+            "No re-derivation on another machine or library build is recorded (`landscape reproduce GROUP "
+            "--check`), so no verdict is marked fragile."
+        )
+    parts = []
+    for metric, width in sorted(spreads.items()):
+        factor, unit, spec = _scale(metric)
+        parts.append(f"{metric} {width * factor:{spec}}{unit}")
+    return (
+        "A verdict is marked **(fragile)** when the bound of its interval nearest zero lies within the "
+        "largest move of an interval bound measured between two machines or library builds "
+        f"(`results/medium/checks/`): {', '.join(parts)}."
+    )
 
 
 def write_into(path: str | Path, block: str) -> Path:

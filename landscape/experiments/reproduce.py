@@ -8,8 +8,10 @@ A group writes, for its tier's results folder ``R`` and figures folder ``F``:
   further table on a dimension of its own (``barriers_row``, ``tickets_row``, ``loss_curves_row``;
   variables ``<table>.<column>``), with the claims as a JSON attribute;
 * ``R/<group>-claims.json``: the tier, every claim result (effect, interval, n, verdict, the arms'
-  means), the group's summary, and the time: ``wall_time_s`` of the invocation that trained the runs
-  (an invocation that only read complete runs back keeps the earlier time), the runs trained and read;
+  means), the group's summary, the ``environment`` that wrote it (:func:`training.environment.environment`;
+  each run's own is its manifest's, shown in the runs table's ``made_on``), and the time: ``wall_time_s``
+  of the invocation that trained the runs (an invocation that only read complete runs back keeps the
+  earlier time), the runs trained and read;
 * ``F/<group>.png`` and ``.pdf``: the effects with their intervals (and, for the cyclic groups, the
   training-loss curves of every cyclic run; for connectivity, the barriers by kind of pair).
 
@@ -50,6 +52,7 @@ from landscape.experiments.protocol import CLAIMS, GROUPS
 from landscape.experiments.settings import TIERS, Tier, get_tier
 from landscape.experiments.tables import ExperimentResult
 from training.config import TrainConfig
+from training.environment import environment
 from training.errors import UserError
 from training.fileio import atomic_netcdf, atomic_write_text, read_json
 from training.run import train
@@ -240,6 +243,7 @@ def claims_payload(
         "claims": [c.as_dict() for c in claims],
         "summary": result.summary,
         "timing": timing,
+        "environment": environment(tier.base.device if tier.base.device != "auto" else None),
     }
 
 
@@ -281,6 +285,7 @@ def results_dataset(result: ExperimentResult, payload: dict[str, Any]) -> xr.Dat
         "group": payload["group"],
         "tier": payload["tier"],
         "claims": json.dumps(_plain(payload["claims"]), allow_nan=False, ensure_ascii=False),
+        "environment": json.dumps(_plain(payload.get("environment", {})), ensure_ascii=False),
     }
     return xr.Dataset(variables, attrs=attrs)
 

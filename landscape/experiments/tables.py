@@ -17,6 +17,7 @@ from landscape.experiments.cost import training_cost
 from landscape.run_folders import find_run_folders
 from landscape.sweep import expand
 from training.config import TrainConfig, load_yaml, to_dict
+from training.environment import describe
 from training.fileio import read_json
 from training.metrics import progress_disabled
 from training.run import RunResult, train
@@ -73,8 +74,9 @@ def results_table(
     running mean over the last epoch's augmented batches), ``train_set_loss`` (nats; the loss over the
     whole unaugmented training set in eval mode at the end of the last cycle, NaN for runs made before
     it was recorded), the cost (``epochs`` over all stages, ``train_flops`` and ``dense_epochs``,
-    see :func:`training_cost`) and ``run_dir``. Final means the last finite epoch (or cycle) of the last
-    level (:func:`final_value`)."""
+    see :func:`training_cost`), ``run_dir`` and ``made_on`` (where the run was made:
+    :func:`training.environment.describe` of its manifest's environment). Final means the last finite
+    epoch (or cycle) of the last level (:func:`final_value`)."""
     if labels is not None and len(labels) != len(runs):
         raise ValueError(f"{len(labels)} labels for {len(runs)} runs")
     rows = []
@@ -96,9 +98,16 @@ def results_table(
                 "train_flops": cost.train_flops,
                 "dense_epochs": cost.dense_epochs,
                 "run_dir": str(run.run_dir),
+                "made_on": _made_on(run.run_dir),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _made_on(run_dir: Path) -> str:
+    """One line naming where the run was made (its manifest's environment), ``""`` for older runs."""
+    env = (read_json(Path(run_dir) / "manifest.json") or {}).get("environment")
+    return describe(env) if isinstance(env, dict) else ""
 
 
 def runs_table(
