@@ -29,7 +29,7 @@ FIGURES = {
     "01_cyclic_vs_one_cycle": {"01_cyclic_vs_one_cycle"},
     "02_lmc_and_sharpness_across_cycles": {"02_lmc_and_sharpness"},
     "03_mask_init_coupling": {"03_mask_init_coupling"},
-    "04_sculpting": {"04_sculpting", "04_accuracy_vs_flops"},
+    "04_sculpting": {"04_sculpting", "04_accuracy_vs_flops", "04_budget_accuracy_vs_flops"},
     "05_sanity_checks_random_tickets": {"05_sanity_checks", "05_keep_ratios"},
     "06_loss_surfaces": {"06_surface_cyclic", "06_surface_one-cycle", "06_surface_plane"},
     "07_alignment_and_curves": {"07_alignment_and_curves", "07_paths_two_seeds"},

@@ -21,12 +21,15 @@ group is trained and written by :func:`reproduce_group` (``landscape reproduce G
 
 from landscape.experiments.alignment import run_alignment_and_curves
 from landscape.experiments.barriers import barrier_configs, run_cycle_barriers
+from landscape.experiments.boost import boost_configs, run_boost
+from landscape.experiments.budget import budget_configs, budget_figure_table, run_budget
 from landscape.experiments.claims import Arm, Claim, ClaimResult, Comparison, evaluate, evaluate_group
 from landscape.experiments.connectivity import connectivity_configs, run_lmc_and_sharpness
 from landscape.experiments.cost import TrainingCost, training_cost
 from landscape.experiments.coupling import coupling_configs, lrr_config, lrr_configs, run_mask_init_coupling
 from landscape.experiments.cyclic import cyclic_arms, cyclic_configs, run_cyclic_vs_one_cycle
 from landscape.experiments.deviations import full_tier_deviations
+from landscape.experiments.keep_ratios import run_keep_ratios
 from landscape.experiments.outputs import figure_dir, runs_dir, save_figure, write_summary
 from landscape.experiments.parallel import train_parallel
 from landscape.experiments.protocol import CLAIMS, GROUPS, claim_table, claims_of
@@ -42,6 +45,7 @@ from landscape.experiments.sanity import (
 from landscape.experiments.schedules import schedule_examples
 from landscape.experiments.sculpting import run_sculpting, sculpting_configs
 from landscape.experiments.settings import TIERS, Tier, get_tier, tier_from_env
+from landscape.experiments.sharpness import run_sharpness, sharpness_configs
 from landscape.experiments.surfaces import run_loss_surfaces, surface_configs
 from landscape.experiments.tables import (
     ExperimentResult,
@@ -67,6 +71,9 @@ __all__ = [
     "Tier",
     "TrainingCost",
     "barrier_configs",
+    "boost_configs",
+    "budget_configs",
+    "budget_figure_table",
     "check_configs",
     "claim_table",
     "claims_of",
@@ -86,21 +93,26 @@ __all__ = [
     "reproduce_group",
     "results_table",
     "run_alignment_and_curves",
+    "run_boost",
+    "run_budget",
     "run_checks",
     "run_cycle_barriers",
     "run_cyclic_vs_one_cycle",
     "run_grid",
+    "run_keep_ratios",
     "run_lmc_and_sharpness",
     "run_loss_surfaces",
     "run_mask_init_coupling",
     "run_sanity_checks",
     "run_sculpting",
+    "run_sharpness",
     "run_tickets",
     "runs_dir",
     "runs_table",
     "save_figure",
     "schedule_examples",
     "sculpting_configs",
+    "sharpness_configs",
     "summarise",
     "surface_configs",
     "ticket_configs",
