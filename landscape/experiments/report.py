@@ -17,6 +17,7 @@ from typing import Any
 from landscape.experiments.check import fragile
 from landscape.experiments.deviations import full_tier_deviations
 from landscape.experiments.protocol import CLAIMS, GROUPS
+from landscape.experiments.report_reviews import review_sections
 from landscape.experiments.stats import TWO_SIDED
 from training.errors import UserError
 from training.fileio import atomic_write_text, read_json
@@ -285,6 +286,7 @@ def part2(
                 "",
                 flattening_table(medium[group]),
             ]
+    parts += review_sections(medium)
     longer = longer or {}
     for group in GROUPS:
         if group not in longer:
