@@ -43,7 +43,7 @@ def _runs(path: Path) -> pd.DataFrame:
     if "run_dir" not in table:
         raise UserError(f"{path} has no run_dir column; it is not a results file of `landscape reproduce`")
     table["run"] = [Path(str(p)).name for p in table["run_dir"]]
-    labels = [c for c in table if c not in ("run_dir", "made_on", "run") and table[c].dtype == object]
+    labels = [c for c in table if c not in ("run_dir", "made_on", "run") and table[c].dtype.kind in "OUS"]
     labels += [c for c in NUMERIC_LABELS if c in table]
     table["key"] = [repr(tuple(row)) for row in table[labels].itertuples(index=False)]
     return table

@@ -122,3 +122,25 @@ def test_report_marks_fragile_verdicts():
     block = part2(medium, {}, spreads={"accuracy": 0.002})
     assert "**reproduces** (fragile)" in block and "accuracy 0.20 pp" in block
     assert "(fragile)" not in part2(medium, {}, spreads={"accuracy": 0.0005}).split("### Time")[0].split("|---|")[1]
+
+
+def test_runs_named_by_another_runs_path_are_matched_by_labels(tmp_path):
+    from landscape.experiments.check import compare_runs
+
+    def write(name, dirs, acc):
+        ds = xr.Dataset(
+            {
+                "run_dir": ("run", dirs),
+                "init": ("run", ["warmup", "random", "warmup"]),
+                "seed": ("run", [0, 0, 1]),
+                "accuracy": ("run", acc),
+            }
+        )
+        ds.to_netcdf(tmp_path / name)
+        return tmp_path / name
+
+    a = write("a.nc", ["r/x-1", "r/x-2", "r/x-3"], [0.9, 0.8, 0.7])
+    b = write("b.nc", ["s/y-1", "s/y-2", "s/y-3"], [0.9, 0.81, 0.7])  # other hashes: the ticket's path differs
+    table = compare_runs(a, b)
+    assert table["identical"].tolist() == [True, False, True]
+    assert table["accuracy_diff"].tolist() == pytest.approx([0.0, 0.01, 0.0])
