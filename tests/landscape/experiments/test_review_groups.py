@@ -208,3 +208,24 @@ def test_sharpness_and_keep_ratio_configs_reuse_other_groups():
     assert {lab["method"] for lab, _ in trained} == {"lrr", "rigl"} and len(trained) == 2 * 2 * 5
     chosen = review_groups.coupling_ordinary_tier(tier)
     assert chosen.coupling.inits == ("random", "warmup") and chosen.coupling.schedules == ("cyclic", "one-cycle")
+
+
+def test_report_sections_of_the_review_groups():
+    from landscape.experiments.report_reviews import review_sections
+
+    medium = {
+        "budget": {
+            "summary": {
+                "T": 32,
+                "accuracy": {"0.9/sculpt": [0.95, 0.004], "0.9/rigl 2×": [0.94, 0.002]},
+                "train_flops": {"0.9/sculpt": 3.0e12, "0.9/rigl 2×": 1.5e12},
+                "dense_epochs": {"0.9/sculpt": 14.0, "0.9/rigl 2×": 7.0},
+                "nearest_rigl_budget": {"0.9": 2},
+            }
+        },
+        "boost-vs-sparsity": {"summary": {"boost": {"0.5": [0.01, 0.002]}, "slope": [-0.004, 0.001], "scale": "x"}},
+    }
+    text = "\n".join(review_sections(medium))
+    assert "| 90% | sculpt | 95.00 ± 0.40 | 3.000e+12 | 14.0 |" in text and "0.9: 2×" in text
+    assert "| 50% | 1.00 ± 0.20 |" in text and "-0.40 ± 0.10 pp per decade" in text
+    assert "budget-accuracy-vs-flops.png" in text and "### Sharpness" not in text  # only groups with results
