@@ -40,13 +40,22 @@ def _runs(path: Path) -> pd.DataFrame:
         raise UserError(f"no results to compare with: {path} is missing (run the group first)")
     ds = xr.load_dataset(path)
     table = pd.DataFrame({k: ds[k].values for k in ds.data_vars if ds[k].dims == ("run",)})
-    if "run_dir" not in table:
-        raise UserError(f"{path} has no run_dir column; it is not a results file of `landscape reproduce`")
-    table["run"] = [Path(str(p)).name for p in table["run_dir"]]
-    labels = [c for c in table if c not in ("run_dir", "made_on", "run") and table[c].dtype.kind in "OUS"]
+    if table.empty or "group" not in ds.attrs:
+        raise UserError(f"{path} is not a results file of `landscape reproduce` (no group, no rows)")
+    labels = [c for c in table if c not in ("run_dir", "made_on") and table[c].dtype.kind in "OUS"]
     labels += [c for c in NUMERIC_LABELS if c in table]
     table["key"] = [repr(tuple(row)) for row in table[labels].itertuples(index=False)]
+    # a descriptive group's rows (keep-ratios: one per method, sparsity and seed) are named by their labels
+    table["run"] = [Path(str(p)).name for p in table["run_dir"]] if "run_dir" in table else table["key"]
     return table
+
+
+def _compared(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
+    """:data:`COMPARED` where present; for a table of other rows, every floating-point column of both."""
+    present = [c for c in COMPARED if c in a and c in b]
+    if "run_dir" in a or present:
+        return present
+    return [c for c in a if c in b and a[c].dtype.kind == "f" and c not in NUMERIC_LABELS]
 
 
 def compare_runs(committed: Path, rederived: Path) -> pd.DataFrame:
@@ -66,9 +75,7 @@ def compare_runs(committed: Path, rederived: Path) -> pd.DataFrame:
             continue
         row: dict[str, Any] = {"run": left["run"]}
         same = True
-        for col in COMPARED:
-            if col not in a or col not in b:
-                continue
+        for col in _compared(a, b):
             x, y = float(left[col]), float(right[col])
             row[f"{col}_committed"], row[f"{col}_rederived"], row[f"{col}_diff"] = x, y, y - x
             same &= (x == y) or (math.isnan(x) and math.isnan(y))
@@ -112,7 +119,9 @@ def check_record(
     summary = {
         "runs_compared": len(runs),
         "runs_identical": int(runs["identical"].sum()) if len(runs) else 0,
-        "largest_accuracy_difference": float(runs["accuracy_diff"].abs().max()) if len(runs) else math.nan,
+        "largest_accuracy_difference": (
+            float(runs["accuracy_diff"].abs().max()) if "accuracy_diff" in runs else math.nan
+        ),
         "verdicts_changed": int(claims["verdict_changed"].sum()) if len(claims) else 0,
     }
     return {

@@ -136,6 +136,7 @@ def test_runs_named_by_another_runs_path_are_matched_by_labels(tmp_path):
                 "accuracy": ("run", acc),
             }
         )
+        ds.attrs["group"] = "coupling"
         ds.to_netcdf(tmp_path / name)
         return tmp_path / name
 
