@@ -11,7 +11,8 @@ from landscape.cli.app import QuietOpt, app
 
 GROUP_HELP = (
     "Claim group: cyclic, high-sparsity, coupling, connectivity, sanity, tickets, images (the papers' claims), "
-    "coupling-ordinary, boost-vs-sparsity, sharpness, budget, keep-ratios (the reviewers' questions), or all."
+    "coupling-ordinary, boost-vs-sparsity, sharpness, budget, keep-ratios, architectures (the reviewers' "
+    "questions), or all."
 )
 
 
@@ -88,11 +89,11 @@ def reproduce(
         run_checks(groups, tier, results, scratch, jobs=jobs, log=log, skip_missing=group == "all")
         return
     for name in groups:
-        if group == "all" and name == "images":
+        if group == "all" and name in ("images", "architectures"):
             try:
                 group_tier(name, tier)
             except UserError as exc:
-                log(f"skipping images: {exc}")
+                log(f"skipping {name}: {exc}")
                 continue
         outcome = reproduce_group(
             name,

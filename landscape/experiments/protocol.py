@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from landscape.experiments.claims import Claim, Comparison, arm, evaluate_group
-from landscape.experiments.protocol_reviews import REVIEW_CLAIMS, REVIEW_GROUPS
+from landscape.experiments.protocol_reviews import ARCHITECTURE_CLAIMS, REVIEW_CLAIMS, REVIEW_GROUPS
 from landscape.experiments.tables import ExperimentResult
 
 P1 = "Paper 1 (arXiv 2406.02773)"
@@ -266,6 +266,7 @@ CLAIMS: tuple[Claim, ...] = (
         comparisons=(Comparison("95%, hybrid vs LRR", arm(_ticket("hybrid", 0.95)), arm(_ticket("lrr", 0.95))),),
     ),
     *REVIEW_CLAIMS,
+    *ARCHITECTURE_CLAIMS,
 )
 
 #: The claim groups of ``landscape reproduce``, in the order they are run: the papers' claims, then the

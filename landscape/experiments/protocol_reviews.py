@@ -212,5 +212,70 @@ REVIEW_CLAIMS: tuple[Claim, ...] = (
     ),
 )
 
+ARCHITECTURES = {"vit": "ViT", "mobilenetv2": "MobileNetV2"}
+
+
+def _arch(model: str, arm_name: str, method: str | None = None):
+    where = {"model": model, "arm": arm_name}
+    return arm(where if method is None else {**where, "method": method})
+
+
+ARCHITECTURE_CLAIMS: tuple[Claim, ...] = (
+    Claim(
+        id="A-1",
+        group="architectures",
+        source=f"{P1}, abstract and §4 (P1-1 beyond ResNets); {REVIEW}",
+        statement="Cyclic training significantly boosts PaI (ViT, MobileNetV2)",
+        setting="Fashion-MNIST: cyclic C×E vs ordinary E, random and SNIP masks",
+        metric="accuracy",
+        direction=1,
+        comparisons=tuple(
+            Comparison(f"{name}, {m}, cyclic vs ordinary", _arch(model, "cyclic", m), _arch(model, "ordinary", m))
+            for model, name in ARCHITECTURES.items()
+            for m in ("random", "snip")
+        ),
+    ),
+    Claim(
+        id="A-4",
+        group="architectures",
+        source=f"{P1}, abstract (P1-4 beyond ResNets)",
+        statement="Cyclic PaI stays below LRR (ViT, MobileNetV2)",
+        setting="cyclic PaI (ERK) with as many cycles as LRR trains vs LRR",
+        metric="accuracy",
+        direction=-1,
+        comparisons=tuple(
+            Comparison(f"{name}, cyclic PaI vs LRR", _arch(model, "cyclic PaI"), _arch(model, "lrr"))
+            for model, name in ARCHITECTURES.items()
+        ),
+    ),
+    Claim(
+        id="A-5a",
+        group="architectures",
+        source=f"{P1}, abstract and §6 (P1-5a beyond ResNets)",
+        statement="SCULPT-ing closes the gap to LRR (ViT, MobileNetV2)",
+        setting="SCULPT vs cyclic PaI",
+        metric="accuracy",
+        direction=1,
+        comparisons=tuple(
+            Comparison(f"{name}, SCULPT vs cyclic PaI", _arch(model, "sculpt"), _arch(model, "cyclic PaI"))
+            for model, name in ARCHITECTURES.items()
+        ),
+    ),
+    Claim(
+        id="A-5b",
+        group="architectures",
+        source=f"{P1}, abstract and §6 (P1-5b beyond ResNets)",
+        statement="SCULPT-ing matches LRR (≈; ViT, MobileNetV2)",
+        setting="SCULPT vs LRR",
+        metric="accuracy",
+        direction=1,
+        comparisons=tuple(
+            Comparison(f"{name}, SCULPT vs LRR", _arch(model, "sculpt"), _arch(model, "lrr"))
+            for model, name in ARCHITECTURES.items()
+        ),
+        equivalence=True,
+    ),
+)
+
 #: The groups of :data:`REVIEW_CLAIMS` and the descriptive ``keep-ratios`` group, in the order they run.
-REVIEW_GROUPS = ("coupling-ordinary", "boost-vs-sparsity", "sharpness", "budget", "keep-ratios")
+REVIEW_GROUPS = ("coupling-ordinary", "boost-vs-sparsity", "sharpness", "budget", "keep-ratios", "architectures")

@@ -101,12 +101,23 @@ def keep_ratio_section(payload: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def architecture_section(payload: Mapping[str, Any]) -> list[str]:
+    """Accuracy (mean ± sd, %) per model, arm and mask method."""
+    s = payload.get("summary", {})
+    lines = ["| model | arm | mask | accuracy (%) |", "|---|---|---|---|"]
+    for key, pair in s.get("accuracy", {}).items():
+        model, arm, method = _split(key)
+        lines.append(f"| {model} | {arm} | {method} | {_pm(pair)} |")
+    return lines
+
+
 SECTIONS = {
     "budget": ("Budget: accuracy and training FLOPs per arm (MNIST-1D)", budget_section),
     "boost-vs-sparsity": ("Boost against sparsity (random ERK)", boost_section),
     "sharpness": ("Sharpness of cyclic and one-cycle solutions", sharpness_section),
     "coupling-ordinary": ("The LRR mask under one-cycle and cyclic training", coupling_ordinary_section),
     "keep-ratios": ("Keep ratios against smart ratios (descriptive)", keep_ratio_section),
+    "architectures": ("Beyond ResNets: ViT and MobileNetV2 (Fashion-MNIST)", architecture_section),
 }
 
 

@@ -34,6 +34,7 @@ import pandas as pd
 import xarray as xr
 
 from landscape.experiments import (
+    architectures,
     barriers,
     boost,
     budget,
@@ -68,7 +69,8 @@ class Group:
     name: str
     phases: Phases
     run: Callable[..., ExperimentResult]
-    image_tier: bool = False
+    tier_suffix: str | None = None
+    """The group runs in the tier ``<tier>-<suffix>`` (real images) instead of the tier itself."""
 
 
 def _seed(label: str, cfg: TrainConfig) -> str:
@@ -112,7 +114,7 @@ GROUP_SPECS: dict[str, Group] = {
     "connectivity": Group("connectivity", _barrier_phases, barriers.run_cycle_barriers),
     "sanity": Group("sanity", _check_phases, sanity.run_checks),
     "tickets": Group("tickets", _ticket_phases, sanity.run_tickets),
-    "images": Group("images", _cyclic_phases, cyclic.run_cyclic_vs_one_cycle, image_tier=True),
+    "images": Group("images", _cyclic_phases, cyclic.run_cyclic_vs_one_cycle, tier_suffix="images"),
     "coupling-ordinary": Group(
         "coupling-ordinary", review_groups.coupling_ordinary_phases, review_groups.run_coupling_ordinary
     ),
@@ -120,20 +122,28 @@ GROUP_SPECS: dict[str, Group] = {
     "sharpness": Group("sharpness", review_groups.sharpness_phases, sharp.run_sharpness),
     "budget": Group("budget", review_groups.budget_phases, budget.run_budget),
     "keep-ratios": Group("keep-ratios", review_groups.keep_ratio_phases, keep_ratios.run_keep_ratios),
+    "architectures": Group(
+        "architectures",
+        review_groups.architecture_phases,
+        architectures.run_architectures,
+        tier_suffix="architectures",
+    ),
 }
 assert tuple(GROUP_SPECS) == tuple(sorted(GROUP_SPECS, key=GROUPS.index))
 
 
 def group_tier(group: str, tier: str | Tier) -> Tier:
-    """The tier a group runs in: ``tier`` itself, or for ``images`` its image tier ``<tier>-images``."""
+    """The tier a group runs in: ``tier`` itself, or for ``images`` and ``architectures`` the tier
+    ``<tier>-images`` or ``<tier>-architectures``."""
     if group not in GROUP_SPECS:
         raise UserError(f"unknown claim group {group!r}; choose from: {', '.join(GROUPS)}", param="group")
     base = tier if isinstance(tier, Tier) else get_tier(tier)
-    if not GROUP_SPECS[group].image_tier:
+    suffix = GROUP_SPECS[group].tier_suffix
+    if suffix is None:
         return base
-    name = f"{base.name}-images"
+    name = f"{base.name}-{suffix}"
     if name not in TIERS:
-        raise UserError(f"tier {base.name!r} has no image tier ({name!r}); group images needs one", param="tier")
+        raise UserError(f"tier {base.name!r} has no {suffix} tier ({name!r}); group {group} needs one", param="tier")
     return TIERS[name]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from landscape.experiments import boost, budget, coupling, keep_ratios, sharpness
+from landscape.experiments import architectures, boost, budget, coupling, keep_ratios, sharpness
 from landscape.experiments.review_settings import COUPLING_ORDINARY_INITS
 from landscape.experiments.settings import Tier
 from landscape.experiments.tables import ExperimentResult
@@ -64,6 +64,13 @@ def budget_phases(tier: Tier, runs: Path) -> Iterator[Phase]:
 
 def keep_ratio_phases(tier: Tier, runs: Path) -> Iterator[Phase]:
     yield [(_seed(f"{lab['method']} @{lab['sparsity']}", c), c) for lab, c in keep_ratios.trained_configs(tier)]
+
+
+def architecture_phases(tier: Tier, runs: Path) -> Iterator[Phase]:
+    yield [
+        (_seed(f"{lab['model']} {lab['arm']} {lab['method']}", c), c)
+        for lab, c in architectures.architecture_configs(tier)
+    ]
 
 
 def group_figures(group: str, result: ExperimentResult) -> dict[str, Figure]:

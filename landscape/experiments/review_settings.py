@@ -79,3 +79,23 @@ class KeepRatioSettings:
 
     sparsities: tuple[float, ...]
     methods: tuple[str, ...] = ("snip", "grasp", "synflow")
+
+
+@dataclass(frozen=True)
+class ArchitectureSettings:
+    """Beyond ResNets: for every ``(model, width)`` of ``models``, P1-1's arms (cyclic ``cycles`` × ``epochs``
+    against ordinary ``epochs``, each of ``methods`` at ``sparsity``) and P1-4/P1-5's (LRR pruning
+    ``lrr_prune_fraction`` per one-cycle level of ``epochs``; cyclic PaI on a random ERK mask for as many
+    cycles as LRR trains; SCULPT from ERK at ``sculpt_start``, ``sculpt_cycles`` cycles, one magnitude
+    step, one more cycle). ``dense_depthwise``: MobileNetV2's first and depthwise convolutions stay dense
+    (a random mask leaves most 3×3 depthwise kernels with 0 or 1 weight)."""
+
+    models: tuple[tuple[str, int], ...]
+    sparsity: float
+    cycles: int
+    epochs: int
+    methods: tuple[str, ...] = ("random", "snip")
+    lrr_prune_fraction: float = 0.2
+    sculpt_start: float = 0.5
+    sculpt_cycles: int = 3
+    dense_depthwise: bool = True

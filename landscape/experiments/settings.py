@@ -33,7 +33,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from landscape.experiments.review_settings import BoostSettings, BudgetSettings, KeepRatioSettings, SharpnessSettings
+from landscape.experiments.review_settings import (
+    ArchitectureSettings,
+    BoostSettings,
+    BudgetSettings,
+    KeepRatioSettings,
+    SharpnessSettings,
+)
 from training.config import DataConfig, ModelConfig, OptimConfig, ScheduleConfig, TrainConfig
 from training.errors import UserError
 
@@ -156,6 +162,7 @@ class Tier:
     boost: BoostSettings | None = None
     sharpness: SharpnessSettings | None = None
     keep_ratios: KeepRatioSettings | None = None
+    architectures: ArchitectureSettings | None = None
 
     @property
     def sanity_seeds(self) -> tuple[int, ...]:

@@ -107,12 +107,29 @@ def test_one_sample_claim_against_zero_averages_rows_per_seed():
 def test_every_protocol_claim_belongs_to_a_group_with_its_direction():
     ids = [c.id for c in CLAIMS]
     paper1 = ["P1-1", "P1-2", "P1-3", "P1-1i", "P1-4", "P1-5a", "P1-5b", "P1-6a", "P1-6b", "P1-6c", "P1-7"]
-    reviews = ["B-1", "B-2", "B-3", "B-4", "V-1", "V-2", "S-1", "S-2", "O-1", "O-2", "O-3"]
+    reviews = [
+        "B-1",
+        "B-2",
+        "B-3",
+        "B-4",
+        "V-1",
+        "V-2",
+        "S-1",
+        "S-2",
+        "O-1",
+        "O-2",
+        "O-3",
+        "A-1",
+        "A-4",
+        "A-5a",
+        "A-5b",
+    ]
     assert ids == [*paper1, "P2-1", "P2-2", "P2-2c", "P2-3", "P2-4", "P2-5", *reviews]
     direction = {c.id: c.direction for c in CLAIMS}
-    assert {k for k, d in direction.items() if d == -1} == {"P1-3", "P1-4", "B-3"}
+    assert {k for k, d in direction.items() if d == -1} == {"P1-3", "P1-4", "B-3", "A-4"}
     assert {k for k, d in direction.items() if d == 0} == {"B-1", "B-2", "S-1", "S-2", "O-3"}  # two-sided
-    assert {c.id for c in CLAIMS if c.equivalence} == {"P1-5b", "P1-6b", "P2-1", "P2-3", "P2-4", "B-4", "O-2"}
+    equivalences = {"P1-5b", "P1-6b", "P2-1", "P2-3", "P2-4", "B-4", "O-2", "A-5b"}
+    assert {c.id for c in CLAIMS if c.equivalence} == equivalences
     assert [c.id for c in claims_of("sanity")] == ["P2-1", "P2-2", "P2-2c", "P2-3"]
     assert sum(len(c.comparisons) for c in claims_of("tickets")) == 5  # 2 sparsities × (SNIP, GraSP) + hybrid
 

@@ -115,5 +115,5 @@ def test_reproduce_refuses_unknown_groups_and_tiers_without_images(tmp_path, cap
     assert exit_info.value.code == 2 and "unknown claim group 'everything'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(["reproduce", "images", "--tier", "quick", "--results", str(tmp_path)])
-    assert exit_info.value.code == 2 and "has no image tier" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "has no images tier" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())

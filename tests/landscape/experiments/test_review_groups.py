@@ -229,3 +229,41 @@ def test_report_sections_of_the_review_groups():
     assert "| 90% | sculpt | 95.00 ± 0.40 | 3.000e+12 | 14.0 |" in text and "0.9: 2×" in text
     assert "| 50% | 1.00 ± 0.20 |" in text and "-0.40 ± 0.10 pp per decade" in text
     assert "budget-accuracy-vs-flops.png" in text and "### Sharpness" not in text  # only groups with results
+
+
+def test_architectures_group_on_fabricated_fashion_mnist(monkeypatch, tmp_path):
+    from landscape.experiments import architectures
+    from landscape.experiments.review_settings import ArchitectureSettings
+    from tests.training.data.test_fashion_mnist import fabricate
+
+    root = tmp_path / "fmnist"
+    root.mkdir()
+    fabricate(root, n_train=40, n_test=20)
+    quick = settings.get_tier("quick")
+    tier = replace(
+        quick,
+        name="tiny-review-architectures",
+        base=replace(quick.base, data=DataConfig(name="fashion-mnist", root=str(root), batch_size=20)),
+        seeds=(0, 1),
+        architectures=ArchitectureSettings(
+            models=(("vit", 12), ("mobilenetv2", 8)), sparsity=0.9, cycles=2, epochs=1, lrr_prune_fraction=0.7,
+            sculpt_cycles=1,
+        ),
+    )  # fmt: skip
+    monkeypatch.setitem(settings.TIERS, "tiny-review", replace(quick, name="tiny-review"))
+    monkeypatch.setitem(settings.TIERS, "tiny-review-architectures", tier)
+    labelled = architectures.architecture_configs(tier)
+    assert len(labelled) == 2 * 2 * (2 * 2 + 3)  # models × seeds × (P1-1's 4 arms + LRR, cyclic PaI, SCULPT)
+    pai = next(cfg for lab, cfg in labelled if lab["arm"] == "cyclic PaI")
+    assert pai.schedule.cycles == architectures.lrr_trainings(tier.architectures) == 3  # LRR: 1, 0.3, 0.1
+    mobile = [cfg for lab, cfg in labelled if lab["model"] == "mobilenetv2"]
+    assert all(cfg.mask.dense_depthwise for cfg in mobile)
+    assert not any(cfg.mask.dense_depthwise for lab, cfg in labelled if lab["model"] == "vit")
+    ds, payload, claims = _reproduce("architectures", tmp_path)
+    assert ds.sizes["run"] == 28 and payload["tier"] == "tiny-review-architectures"
+    a1 = claims[("A-1", "ViT, random, cyclic vs ordinary")]
+    rows = pd.DataFrame({k: ds[k].values for k in ("model", "arm", "method", "seed", "accuracy")})
+    acc = rows.set_index(["model", "arm", "method", "seed"])["accuracy"]
+    diffs = [acc[("vit", "cyclic", "random", s)] - acc[("vit", "ordinary", "random", s)] for s in (0, 1)]
+    assert a1["effect"] == pytest.approx(np.mean(diffs)) and a1["n"] == 2
+    assert claims[("A-5b", "MobileNetV2, SCULPT vs LRR")]["tested"]
