@@ -68,6 +68,9 @@ def plot_keep_ratios(masks: Mapping[str, Mapping]) -> Figure:
     return fig
 
 
+MARKERS = "osD^vPX*ph"
+
+
 def plot_accuracy_vs_flops(
     table: pd.DataFrame,
     *,
@@ -105,12 +108,17 @@ def plot_accuracy_vs_flops(
                 rows = stats[stats[group] == name]
                 if rows.empty:
                     continue
-                color = palette[name]
+                color, marker = (
+                    palette[name],
+                    MARKERS[groups.index(name) % len(MARKERS)],
+                )  # shape tells close hues apart
                 if len(rows) > 1:
-                    ax.plot(rows["x"], rows["y"], marker="o", color=color, label=str(name))
+                    ax.plot(rows["x"], rows["y"], marker=marker, color=color, label=str(name))
                     ax.fill_between(rows["x"], rows["y"] - rows["sd"], rows["y"] + rows["sd"], color=color, alpha=0.2)
                 else:
-                    ax.errorbar(rows["x"], rows["y"], yerr=rows["sd"], fmt="o", color=color, capsize=3, label=str(name))
+                    ax.errorbar(
+                        rows["x"], rows["y"], yerr=rows["sd"], fmt=marker, color=color, capsize=3, label=str(name)
+                    )
             if not baseline.empty:
                 base = baseline if panel is None else baseline[baseline[panel] == value]
                 base = baseline if base.empty else base  # one dense run serves every panel
