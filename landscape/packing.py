@@ -18,6 +18,7 @@ throughput of 1, 2 and 4 concurrent ResNet-20 runs on one GPU.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -104,18 +105,39 @@ def fill_slots(
     return handles
 
 
-def stop_jobs(jobs: list[Any], timeout_s: float = 60.0) -> int:
-    """Stop the local submitit jobs still running and wait (up to ``timeout_s``) until they have ended;
-    the number stopped. submitit's ``cancel`` sends SIGINT to the job's process, which passes it on to
-    the training function: :func:`training.run.train` then stops between steps, its run folder keeping
-    every finished epoch (a resumable run)."""
+class JobsKilled(KeyboardInterrupt):
+    """An interrupted sweep whose local jobs did not end when asked and were killed (``pids``)."""
+
+    def __init__(self, pids: list[int]):
+        super().__init__(pids)
+        self.pids = pids
+
+
+def stop_jobs(jobs: list[Any], timeout_s: float = 60.0, kill_after_s: float = 10.0) -> list[int]:
+    """Stop the local submitit jobs still running and wait (up to ``timeout_s``) until they have ended.
+    submitit's ``cancel`` sends SIGINT to the job's process, which passes it on to the training
+    function: :func:`training.run.train` then stops between steps, its run folder keeping every finished
+    epoch (a resumable run). A job still running at the deadline gets SIGTERM (submitit forwards it to
+    its tasks) and, ``kill_after_s`` later, SIGKILL. Returns the process ids of the jobs that had to be
+    killed (empty when every job ended on its own)."""
     running = [job for job in jobs if not job.done()]
     for job in running:
         job.cancel()
+    _wait(running, timeout_s)
+    stubborn = [job for job in running if not job.done()]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for job in stubborn:
+            process = getattr(job, "_process", None)  # submitit's LocalJob keeps its Popen here
+            if process is not None and process.poll() is None:
+                process.send_signal(sig)
+        _wait(stubborn, kill_after_s)
+    return [int(getattr(getattr(job, "_process", None), "pid", -1)) for job in stubborn]
+
+
+def _wait(jobs: list[Any], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
-    while any(not job.done() for job in running) and time.monotonic() < deadline:
+    while any(not job.done() for job in jobs) and time.monotonic() < deadline:
         time.sleep(0.1)
-    return len(running)
 
 
 def outcome_of_exit(code: int, stderr: str) -> str:

@@ -34,7 +34,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from landscape.packing import TrainGroupJob, cpu_count, device_slots, fill_slots, gpu_count, groups, stop_jobs
+from landscape.packing import (
+    JobsKilled,
+    TrainGroupJob,
+    cpu_count,
+    device_slots,
+    fill_slots,
+    gpu_count,
+    groups,
+    stop_jobs,
+)
 from training.checks import AT_LEAST_ONE, COUNT, MAX_PATH_POINTS, Range, check_number
 from training.config import TrainConfig, from_dict, replace_dotted, to_yaml
 from training.errors import ConfigError, UserError
@@ -338,8 +347,11 @@ def submit(
         try:
             for name, job in zip(names, fill_slots(jobs, slots, start, lambda j: j.done()), strict=True):
                 report.finished[name] = _outcome(job)
-        except BaseException:  # Ctrl-C, or SIGTERM (the CLI turns it into KeyboardInterrupt): no worker outlives us
-            stop_jobs(started)
+        # Ctrl-C, or SIGTERM (the CLI turns it into KeyboardInterrupt): no worker outlives us
+        except BaseException as exc:
+            killed = stop_jobs(started)
+            if killed and isinstance(exc, KeyboardInterrupt):
+                raise JobsKilled(killed) from exc
             raise
         ex.update_parameters(gpus_per_node=gpu_count(), visible_gpus=())  # the analysis job sees every GPU
     if analyze:

@@ -166,8 +166,16 @@ def sweep(
                 runs_per_device=runs_per_device,
             )
     except KeyboardInterrupt as exc:
+        from landscape.packing import JobsKilled
+
+        ended = (
+            f"were stopped; {len(exc.pids)} did not end when asked and were killed (pids "
+            f"{', '.join(map(str, exc.pids))}), so their last epoch may be lost"
+            if isinstance(exc, JobsKilled)
+            else "were stopped and have ended"
+        )
         raise Interrupted(
-            "the sweep's local training jobs were stopped and have ended; every run folder keeps its finished "
+            f"the sweep's local training jobs {ended}; every run folder keeps its finished "
             "epochs: run the same command again to resume them"
         ) from exc
     table = Table(title=f"sweep: {len(report.before)} runs under {report.out}")

@@ -297,3 +297,40 @@ def test_sigterm_to_a_local_sweep_stops_its_workers_and_waits(tmp_path):
         lock.acquire(timeout=0)  # raises Timeout if a worker were still training this run
         lock.release()
         assert json.loads((folder / "manifest.json").read_text())["status"] == "running"  # resumable
+
+
+def test_jobs_that_do_not_end_when_asked_are_terminated_then_killed():
+    """``stop_jobs``: SIGINT through submitit's ``cancel``; a job still running at the deadline gets SIGTERM,
+    then SIGKILL, and its process id is returned (the sweep then says so instead of "have ended")."""
+    import signal as signals
+
+    from landscape.packing import stop_jobs
+
+    class Process:
+        def __init__(self, pid, dies_on):
+            self.pid, self.dies_on, self.signals, self.alive = pid, dies_on, [], True
+
+        def poll(self):
+            return None if self.alive else 0
+
+        def send_signal(self, sig):
+            self.signals.append(sig)
+            self.alive = self.alive and sig not in self.dies_on
+
+    class Job:
+        def __init__(self, pid, dies_on):
+            self._process = Process(pid, dies_on)
+
+        def done(self):
+            return not self._process.alive
+
+        def cancel(self):
+            self._process.send_signal(signals.SIGINT)
+
+    polite, stubborn, deaf = Job(11, {signals.SIGINT}), Job(12, {signals.SIGTERM}), Job(13, {signals.SIGKILL})
+    killed = stop_jobs([polite, stubborn, deaf], timeout_s=0.2, kill_after_s=0.2)
+    assert killed == [12, 13]
+    assert polite._process.signals == [signals.SIGINT]
+    assert stubborn._process.signals == [signals.SIGINT, signals.SIGTERM]
+    assert deaf._process.signals == [signals.SIGINT, signals.SIGTERM, signals.SIGKILL]
+    assert stop_jobs([Job(14, {signals.SIGINT})], timeout_s=0.2) == []
