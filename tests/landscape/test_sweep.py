@@ -291,7 +291,9 @@ def test_sigterm_to_a_local_sweep_stops_its_workers_and_waits(tmp_path):
         if proc.poll() is None:  # failed: do not leave it running
             proc.kill()
     assert proc.returncode == 130, err
-    assert "interrupted: the sweep's local training jobs were stopped and have ended" in err
+    # they end when asked ("have ended") or, if not within 60 s (seen under the full suite's load), are
+    # terminated and named ("were killed (pids ...)"); either way nothing may hold a run's lock afterwards
+    assert "interrupted: the sweep's local training jobs were stopped" in err
     for folder in (p for p in runs.iterdir() if p.is_dir() and not p.name.startswith(".")):
         lock = FileLock(folder / ".lock")
         lock.acquire(timeout=0)  # raises Timeout if a worker were still training this run
