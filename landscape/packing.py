@@ -150,6 +150,17 @@ def outcome_of_exit(code: int, stderr: str) -> str:
     return f"failed: {lines[-1] if lines else f'exit code {code}'}"
 
 
+def _interrupt_with_parent() -> None:
+    """In a training subprocess before it starts (Linux): SIGINT when the job that started it dies, so a
+    stopped or killed job never leaves a run training (prctl's PR_SET_PDEATHSIG; no-op elsewhere)."""
+    if sys.platform.startswith("linux"):
+        import contextlib
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(1, signal.SIGINT)  # 1 = PR_SET_PDEATHSIG
+
+
 class TrainGroupJob:
     """A picklable job training several runs at once on the devices it is given, ``runs_per_device`` per
     GPU (or on the CPU), each as a ``python -m training`` subprocess. Returns ``{run name: outcome}``."""
@@ -174,7 +185,9 @@ class TrainGroupJob:
                 env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu, "OMP_NUM_THREADS": str(slot.threads)}
                 cmd = [sys.executable, "-m", "training", "--config", str(config), "--out", self.out, "--quiet"]
                 with open(log, "w") as err:
-                    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+                    proc = subprocess.Popen(
+                        cmd, env=env, stdout=subprocess.DEVNULL, stderr=err, preexec_fn=_interrupt_with_parent
+                    )
                 return name, proc, log
 
             handles = fill_slots(list(enumerate(self.configs)), slots, start, lambda h: h[1].poll() is not None)
