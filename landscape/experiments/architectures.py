@@ -16,14 +16,11 @@ from landscape.experiments.review_settings import ArchitectureSettings
 from landscape.experiments.settings import Tier
 from landscape.experiments.tables import ExperimentResult, mean_std, results_table, train_all
 from training.config import MaskConfig, ModelConfig, RecipeConfig, ScheduleConfig, TrainConfig
-from training.errors import UserError
 from training.recipes.common import level_densities
 
 
 def settings_of(tier: Tier) -> ArchitectureSettings:
-    if tier.architectures is None:
-        raise UserError(f"tier {tier.name!r} has no settings for the architectures group", param="tier")
-    return tier.architectures
+    return tier.group_settings("architectures", "architectures")
 
 
 def lrr_trainings(s: ArchitectureSettings) -> int:

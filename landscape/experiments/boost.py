@@ -20,7 +20,6 @@ import pandas as pd
 from landscape.experiments.settings import Tier
 from landscape.experiments.tables import ExperimentResult, mean_std, results_table, train_all
 from training.config import MaskConfig, ScheduleConfig, TrainConfig
-from training.errors import UserError
 
 
 def density_decades(sparsity: float | np.ndarray) -> float | np.ndarray:
@@ -31,9 +30,7 @@ def density_decades(sparsity: float | np.ndarray) -> float | np.ndarray:
 def boost_configs(tier: Tier) -> list[tuple[dict[str, Any], TrainConfig]]:
     """``(labels, config)`` per sparsity, seed and arm (``cyclic``: C cycles of E; ``ordinary``: one
     cycle of E epochs); labels hold ``arm`` and ``sparsity``."""
-    s = tier.boost
-    if s is None:
-        raise UserError(f"tier {tier.name!r} has no settings for the boost-vs-sparsity group", param="tier")
+    s = tier.group_settings("boost", "boost-vs-sparsity")
     schedules = {
         "cyclic": ScheduleConfig(name="cyclic", cycles=s.cycles, epochs=s.epochs),
         "ordinary": ScheduleConfig(name="one-cycle", epochs=s.epochs),

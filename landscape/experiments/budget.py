@@ -20,7 +20,6 @@ from landscape.experiments.review_settings import BUDGET_BASELINES, BudgetSettin
 from landscape.experiments.settings import Tier
 from landscape.experiments.tables import ExperimentResult, group_mean, mean_std, results_table, train_all
 from training.config import MaskConfig, RecipeConfig, ScheduleConfig, TrainConfig
-from training.errors import UserError
 
 ERK = {"method": "random", "distribution": "erk"}
 METHODS = ("sculpt", *BUDGET_BASELINES)
@@ -28,9 +27,7 @@ METHODS = ("sculpt", *BUDGET_BASELINES)
 
 def settings_of(tier: Tier) -> BudgetSettings:
     """The tier's budget settings (refused in one line when the tier has none)."""
-    if tier.budget is None:
-        raise UserError(f"tier {tier.name!r} has no settings for the budget group", param="tier")
-    return tier.budget
+    return tier.group_settings("budget", "budget")
 
 
 def _one_cycle(base: TrainConfig, epochs: int, **changes: Any) -> TrainConfig:

@@ -25,7 +25,6 @@ from landscape.experiments.tables import ExperimentResult, train_all
 from training.checkpoint import read_checkpoint
 from training.config import MaskConfig, TrainConfig
 from training.data import load_data
-from training.errors import UserError
 from training.evaluate import resolve_device
 from training.recipes.common import initial_mask
 from training.trainer import Trainer
@@ -36,9 +35,7 @@ TRAINED = ("lrr", "rigl")
 
 def trained_configs(tier: Tier) -> list[tuple[dict, TrainConfig]]:
     """The ``budget`` runs whose final masks are read: LRR and RigL (1×) at the settings' sparsities."""
-    s = tier.keep_ratios
-    if s is None:
-        raise UserError(f"tier {tier.name!r} has no settings for the keep-ratios group", param="tier")
+    s = tier.group_settings("keep_ratios", "keep-ratios")
     return [
         (lab, cfg)
         for lab, cfg in budget_configs(tier)

@@ -164,6 +164,13 @@ class Tier:
     keep_ratios: KeepRatioSettings | None = None
     architectures: ArchitectureSettings | None = None
 
+    def group_settings(self, field: str, group: str):
+        """The settings object ``field`` of the claim group ``group``, refused in one line when absent."""
+        value = getattr(self, field)
+        if value is None:
+            raise UserError(f"tier {self.name!r} has no settings for the {group} group", param="tier")
+        return value
+
     @property
     def sanity_seeds(self) -> tuple[int, ...]:
         """The seeds of notebook 05 (its own, when set, else the tier's)."""

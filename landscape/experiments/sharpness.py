@@ -26,7 +26,6 @@ from landscape.hessian import hessian_eigenvalues, hessian_trace
 from landscape.hessian.sequence import HessianOptions
 from training.config import TrainConfig
 from training.data import load_data
-from training.errors import UserError
 
 ARMS = ("cyclic", "one-cycle")
 
@@ -34,9 +33,7 @@ ARMS = ("cyclic", "one-cycle")
 def sharpness_configs(tier: Tier) -> list[tuple[str, TrainConfig]]:
     """``(arm, config)`` of the cyclic group's cyclic and one-cycle runs of the settings' methods at its
     sparsity."""
-    s = tier.sharpness
-    if s is None:
-        raise UserError(f"tier {tier.name!r} has no settings for the sharpness group", param="tier")
+    s = tier.group_settings("sharpness", "sharpness")
     return [
         (arm, cfg)
         for arm, cfg in cyclic_arms(tier)

@@ -267,3 +267,11 @@ def test_architectures_group_on_fabricated_fashion_mnist(monkeypatch, tmp_path):
     diffs = [acc[("vit", "cyclic", "random", s)] - acc[("vit", "ordinary", "random", s)] for s in (0, 1)]
     assert a1["effect"] == pytest.approx(np.mean(diffs)) and a1["n"] == 2
     assert claims[("A-5b", "MobileNetV2, SCULPT vs LRR")]["tested"]
+
+
+def test_a_tier_without_a_groups_settings_is_refused_in_one_line():
+    from training.errors import UserError
+
+    tier = replace(get_tier("quick"), budget=None)
+    with pytest.raises(UserError, match="tier 'quick' has no settings for the budget group"):
+        budget.budget_configs(tier)
