@@ -90,6 +90,12 @@ class DataConfig:
         "the same subset for every seed; default: all.",
         valid=AT_LEAST_ONE,
     )
+    test_samples: int | None = opt(
+        None,
+        help="Evaluate on a class-balanced subset of this many test samples (a multiple of the class count), "
+        "the same subset for every run; default: all.",
+        valid=AT_LEAST_ONE,
+    )
     mnist1d_test: int = opt(
         1000,
         help="mnist1d: test samples. 1000 is the standard split; any other multiple of 10 is a test set "
@@ -100,13 +106,28 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture: a key of :data:`training.models.MODELS` and an optional width."""
+    """Architecture: a key of :data:`training.models.MODELS`, an optional width and, for ``vit``, its shape
+    (``layers``, ``heads``, ``patch``). Unset fields take the builder's defaults and stay out of the run's
+    hash; a field the model's builder does not take is refused in one line."""
 
     name: str = opt("cnn1d", help="Architecture.", flag="--model")
     width: int | None = opt(
         None,
         help="Width: first-stage channels (CIFAR ResNets, mobilenetv2: 32 is width_mult 1), base channels "
-        "(cnn1d), hidden units (mlp), hidden size (vit, a multiple of 12); default: the model's own.",
+        "(cnn1d), hidden units (mlp), hidden size (vit, a multiple of its heads); default: the model's own.",
+        valid=AT_LEAST_ONE,
+    )
+    layers: int | None = opt(
+        None, help="vit: encoder blocks (default 7); refused by the other models.", valid=AT_LEAST_ONE
+    )
+    heads: int | None = opt(
+        None,
+        help="vit: attention heads, dividing the width (default 12); refused by the other models.",
+        valid=AT_LEAST_ONE,
+    )
+    patch: int | None = opt(
+        None,
+        help="vit: patch side in pixels, dividing the image side (default 4); refused by the other models.",
         valid=AT_LEAST_ONE,
     )
 

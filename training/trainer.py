@@ -74,8 +74,9 @@ class Trainer:
         self.log = log or (lambda msg: None if quiet else print(msg, file=sys.stderr))
         self.hash = config_hash(cfg)
         self.model_kwargs: dict[str, Any] = {"input_shape": list(data.input_shape)}
-        if cfg.model.width is not None:
-            self.model_kwargs["width"] = cfg.model.width
+        for option in ("width", "layers", "heads", "patch"):  # unset: the builder's default
+            if getattr(cfg.model, option) is not None:
+                self.model_kwargs[option] = getattr(cfg.model, option)
         self.meta_extra = dict(meta_extra or {})
         self._device_data: DataBundle | None = None
         self._flops: FlopLedger | None = None

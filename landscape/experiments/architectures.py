@@ -15,7 +15,7 @@ from typing import Any
 from landscape.experiments.review_settings import ArchitectureSettings
 from landscape.experiments.settings import Tier
 from landscape.experiments.tables import ExperimentResult, mean_std, results_table, train_all
-from training.config import MaskConfig, ModelConfig, RecipeConfig, ScheduleConfig, TrainConfig
+from training.config import MaskConfig, RecipeConfig, ScheduleConfig, TrainConfig
 from training.recipes.common import level_densities
 
 
@@ -36,12 +36,13 @@ def _mask(s: ArchitectureSettings, dense_depthwise: bool, **fields: Any) -> Mask
 def architecture_configs(tier: Tier) -> list[tuple[dict[str, Any], TrainConfig]]:
     """``(labels, config)`` per model, arm, method and seed (see the module docstring)."""
     s = settings_of(tier)
-    E = s.epochs
     out: list[tuple[dict[str, Any], TrainConfig]] = []
-    for model, width in s.models:
+    for chosen in s.models:
+        model, E = chosen.model.name, chosen.epochs
         depthwise = s.dense_depthwise and model == "mobilenetv2"
+        data = replace(tier.base.data, batch_size=chosen.batch_size)
         for seed in tier.seeds:
-            base = replace(tier.base, seed=seed, model=ModelConfig(name=model, width=width))
+            base = replace(tier.base, seed=seed, model=chosen.model, data=data)
 
             for method in s.methods:
                 for arm, schedule in (

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from training.config import ModelConfig
+
 #: Initialisations of the ``coupling-ordinary`` group (P1-6a/b), each under cyclic and one-cycle training.
 COUPLING_ORDINARY_INITS = ("random", "warmup")
 
@@ -82,18 +84,28 @@ class KeepRatioSettings:
 
 
 @dataclass(frozen=True)
-class ArchitectureSettings:
-    """Beyond ResNets: for every ``(model, width)`` of ``models``, P1-1's arms (cyclic ``cycles`` × ``epochs``
-    against ordinary ``epochs``, each of ``methods`` at ``sparsity``) and P1-4/P1-5's (LRR pruning
-    ``lrr_prune_fraction`` per one-cycle level of ``epochs``; cyclic PaI on a random ERK mask for as many
-    cycles as LRR trains; SCULPT from ERK at ``sculpt_start``, ``sculpt_cycles`` cycles, one magnitude
-    step, one more cycle). ``dense_depthwise``: MobileNetV2's first and depthwise convolutions stay dense
-    (a random mask leaves most 3×3 depthwise kernels with 0 or 1 weight)."""
+class ArchitectureModel:
+    """One model of the ``architectures`` group: its config (name, width and, for the ViT, shape), the cycle
+    length ``epochs`` (E) and the training batch size, chosen per model (the ViT needs more and smaller
+    steps than the MobileNetV2 at a fraction of its cost per image)."""
 
-    models: tuple[tuple[str, int], ...]
+    model: ModelConfig
+    epochs: int
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class ArchitectureSettings:
+    """Beyond ResNets: for every model of ``models``, P1-1's arms (cyclic ``cycles`` × E against ordinary
+    E epochs, each of ``methods`` at ``sparsity``) and P1-4/P1-5's (LRR pruning ``lrr_prune_fraction`` per
+    one-cycle level of E epochs; cyclic PaI on a random ERK mask for as many cycles of E as LRR trains;
+    SCULPT from ERK at ``sculpt_start``, ``sculpt_cycles`` cycles, one magnitude step, one more cycle).
+    ``dense_depthwise``: MobileNetV2's first and depthwise convolutions stay dense (a random mask leaves
+    most 3×3 depthwise kernels with 0 or 1 weight)."""
+
+    models: tuple[ArchitectureModel, ...]
     sparsity: float
     cycles: int
-    epochs: int
     methods: tuple[str, ...] = ("random", "snip")
     lrr_prune_fraction: float = 0.2
     sculpt_start: float = 0.5

@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from landscape.experiments.review_settings import (
+    ArchitectureModel,
     ArchitectureSettings,
     BoostSettings,
     BudgetSettings,
@@ -327,7 +328,33 @@ MEDIUM_LONG = replace(
     sculpting=replace(MEDIUM.sculpting, epochs=16),
 )
 
-TIERS: dict[str, Tier] = {tier.name: tier for tier in (QUICK, MEDIUM, MEDIUM_IMAGES, MEDIUM_LONG, FULL)}
+# The architectures group (registered in REPRODUCTION.md Part 1 before its runs): a small ViT and a
+# MobileNetV2 on Fashion-MNIST subsets, each with its own cycle length and batch size (chosen in pilots:
+# the ViT needs many small steps; the MobileNetV2 costs ~12× the ViT per training image on a CPU core).
+# Evaluation only at cycle ends; channels_last makes the MobileNetV2 ~1.5× faster on the CPU.
+MEDIUM_ARCHITECTURES = replace(
+    MEDIUM,
+    name="medium-architectures",
+    base=replace(
+        MEDIUM.base,
+        data=DataConfig(name="fashion-mnist", train_samples=2000, test_samples=2000, test_every=10),
+        channels_last=True,
+    ),
+    architectures=ArchitectureSettings(
+        models=(
+            ArchitectureModel(ModelConfig(name="vit", width=64, layers=4, heads=4, patch=7), epochs=10, batch_size=32),
+            ArchitectureModel(ModelConfig(name="mobilenetv2", width=8), epochs=3, batch_size=64),
+        ),
+        sparsity=0.9,
+        cycles=3,
+        lrr_prune_fraction=0.5,
+    ),
+    data_root=FASHION_MNIST_ROOT,
+)
+
+TIERS: dict[str, Tier] = {
+    tier.name: tier for tier in (QUICK, MEDIUM, MEDIUM_IMAGES, MEDIUM_LONG, MEDIUM_ARCHITECTURES, FULL)
+}
 
 
 def get_tier(name: str, *, data_root: str | None = None) -> Tier:

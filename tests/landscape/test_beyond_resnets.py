@@ -55,3 +55,32 @@ def test_every_method_a_dynamic_recipe_and_the_analyses(tmp_path, model, width):
     assert curve.attrs["bn"] == ("recalibrate" if model == "mobilenetv2" else "none")  # ViT: LayerNorm only
     spectrum = landscape.hessian_eigenvalues(a, data.eval_loader("train", 32), k=1, max_iter=20)
     assert np.isfinite(spectrum["eigenvalue"].values).all()
+
+
+def test_vit_shape_options_reach_the_model_and_its_checkpoint_and_are_refused_elsewhere(tmp_path):
+    """``--layers``, ``--heads`` and ``--patch`` build the ViT they name (15,498 parameters, counted by hand in
+    tests/training/test_models.py), are recorded in the checkpoint, which rebuilds the same model, and change
+    the run's hash; the other models refuse them in one line."""
+    from dataclasses import replace
+
+    from training.errors import ConfigError
+    from training.fields import config_hash
+
+    small = ModelConfig(name="vit", width=32, layers=2, heads=4, patch=7)
+    cfg = replace(config("vit", 32), model=small)
+    cfg = replace(cfg, data=replace(cfg.data, synthetic_shape=(1, 28, 28)))
+    run = train(cfg, tmp_path, quiet=True)
+    loaded = landscape.load_checkpoint(run.checkpoint())
+    meta = loaded.meta
+    assert {k: meta["model_kwargs"][k] for k in ("width", "layers", "heads", "patch")} == {
+        "width": 32,
+        "layers": 2,
+        "heads": 4,
+        "patch": 7,
+    }
+    model = loaded.model
+    assert sum(p.numel() for p in model.parameters()) == 15_498
+    assert len(model.encoder.layers) == 2 and model.encoder.layers[0].self_attention.num_heads == 4
+    assert config_hash(cfg) != config_hash(replace(cfg, model=replace(small, layers=3)))
+    with pytest.raises(ConfigError, match="model 'cnn1d' does not accept the option 'layers'"):
+        train(replace(cfg, model=ModelConfig(name="cnn1d", layers=2)), tmp_path / "refused", quiet=True)

@@ -51,7 +51,9 @@ def _input_shape(name):
 #   projection 3·384² + 3·384 = 443,520, output projection and the two MLP layers 3·(384² + 384) = 443,520:
 #   888,576, so 7 layers 6,220,032; final LayerNorm 768; head 384·10 + 10 = 3,850. Total 6,268,810 (the
 #   figure ViT-CIFAR's recipe gives). At 1×28×28: the embedding 16·384 + 384 = 6,528 and 50 positions
-#   19,200: 6,250,762.
+#   19,200: 6,250,762. The small ViT of the architectures tier (1×28×28, 7×7 patches, width 32, 4 heads,
+#   2 layers): embedding 49·32 + 32 = 1,600, class token 32, positions 17·32 = 544, per layer 2·64 +
+#   (3·32² + 3·32) + 3·(32² + 32) = 6,464 (two layers 12,928), final LayerNorm 64, head 330: 15,498.
 # mobilenetv2 (CIFAR strides do not change the count): torchvision's published 3,504,872 for 1000 classes,
 #   less its head 1280·1000 + 1000, plus 1280·10 + 10: 2,236,682. One input channel: the first conv has
 #   32·9 weights instead of 32·27: 2,236,106.
@@ -68,6 +70,7 @@ COUNTS = [
     ("resnet50", {}, 1000, 25_557_032),
     ("vit", {}, 10, 6_268_810),
     ("vit", {"input_shape": (1, 28, 28)}, 10, 6_250_762),
+    ("vit", {"input_shape": (1, 28, 28), "width": 32, "layers": 2, "heads": 4, "patch": 7}, 10, 15_498),
     ("mobilenetv2", {}, 10, 2_236_682),
     ("mobilenetv2", {"input_shape": (1, 28, 28)}, 10, 2_236_106),
 ]

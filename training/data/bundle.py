@@ -131,25 +131,34 @@ class DataBundle:
         arm of an experiment) trains on the same samples; ``n`` must be a multiple of the class count
         and at most the size of the smallest class times the class count.
         """
-        labels = self._labels(self.train_eval)
-        classes = self.num_classes
-        if n < classes or n % classes:
-            raise DataError(
-                f"train_samples must be a positive multiple of the {classes} classes, got {n}", param="train_samples"
-            )
-        per_class = n // classes
-        smallest = int(torch.bincount(labels, minlength=classes).min())
-        if per_class > smallest:
-            raise DataError(
-                f"train_samples {n} needs {per_class} samples per class; the smallest class has {smallest}",
-                param="train_samples",
-            )
-        gen = torch.Generator().manual_seed(derive_seed(0, "train-subset", n))
-        idx = class_balanced_indices(labels, per_class, gen).sort().values
+        idx = self._balanced(self.train_eval, n, "train_samples", "train-subset")
         memo: dict[int, torch.Tensor] = {}
         train = _take(self.train, idx, memo)
         train_eval = train if self.train_eval is self.train else _take(self.train_eval, idx, memo)
         return dataclasses.replace(self, train=train, train_eval=train_eval)
+
+    def test_subset(self, n: int) -> DataBundle:
+        """A copy whose test split is a class-balanced subset of ``n`` samples, drawn as
+        :meth:`train_subset` draws (its own fixed seed, depending only on ``n``): every run evaluates
+        on the same samples."""
+        idx = self._balanced(self.test, n, "test_samples", "test-subset")
+        return dataclasses.replace(self, test=_take(self.test, idx, {}))
+
+    def _balanced(self, split: Any, n: int, option: str, stream: str) -> torch.Tensor:
+        """Sorted indices of a class-balanced subset of ``n`` samples of ``split`` (``option`` names the
+        setting in errors; ``stream`` the seed's stream)."""
+        labels = self._labels(split)
+        classes = self.num_classes
+        if n < classes or n % classes:
+            raise DataError(f"{option} must be a positive multiple of the {classes} classes, got {n}", param=option)
+        per_class = n // classes
+        smallest = int(torch.bincount(labels, minlength=classes).min())
+        if per_class > smallest:
+            raise DataError(
+                f"{option} {n} needs {per_class} samples per class; the smallest class has {smallest}", param=option
+            )
+        gen = torch.Generator().manual_seed(derive_seed(0, stream, n))
+        return class_balanced_indices(labels, per_class, gen).sort().values
 
     @staticmethod
     def _labels(split: Any) -> torch.Tensor:

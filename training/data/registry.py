@@ -32,6 +32,8 @@ def load_data(cfg: DataConfig) -> DataBundle:
     bundle = dataclasses.replace(DATASETS[cfg.name](cfg), loader=cfg.loader)
     if cfg.train_samples is not None:
         bundle = bundle.train_subset(cfg.train_samples)
+    if cfg.test_samples is not None:
+        bundle = bundle.test_subset(cfg.test_samples)
     for split in ("train", "test"):
         if split_size(getattr(bundle, split)) == 0:
             raise DataError(f"dataset {cfg.name} has an empty {split} split")

@@ -233,7 +233,7 @@ def test_report_sections_of_the_review_groups():
 
 def test_architectures_group_on_fabricated_fashion_mnist(monkeypatch, tmp_path):
     from landscape.experiments import architectures
-    from landscape.experiments.review_settings import ArchitectureSettings
+    from landscape.experiments.review_settings import ArchitectureModel, ArchitectureSettings
     from tests.training.data.test_fashion_mnist import fabricate
 
     root = tmp_path / "fmnist"
@@ -246,7 +246,9 @@ def test_architectures_group_on_fabricated_fashion_mnist(monkeypatch, tmp_path):
         base=replace(quick.base, data=DataConfig(name="fashion-mnist", root=str(root), batch_size=20)),
         seeds=(0, 1),
         architectures=ArchitectureSettings(
-            models=(("vit", 12), ("mobilenetv2", 8)), sparsity=0.9, cycles=2, epochs=1, lrr_prune_fraction=0.7,
+            models=(ArchitectureModel(ModelConfig(name="vit", width=12, layers=1, heads=2, patch=7), 2, 10),
+                    ArchitectureModel(ModelConfig(name="mobilenetv2", width=8), 1, 20)),
+            sparsity=0.9, cycles=2, lrr_prune_fraction=0.7,
             sculpt_cycles=1,
         ),
     )  # fmt: skip
@@ -259,6 +261,9 @@ def test_architectures_group_on_fabricated_fashion_mnist(monkeypatch, tmp_path):
     mobile = [cfg for lab, cfg in labelled if lab["model"] == "mobilenetv2"]
     assert all(cfg.mask.dense_depthwise for cfg in mobile)
     assert not any(cfg.mask.dense_depthwise for lab, cfg in labelled if lab["model"] == "vit")
+    vits = [cfg for lab, cfg in labelled if lab["model"] == "vit"]
+    assert {(c.data.batch_size, c.schedule.epochs, c.model.layers) for c in vits} == {(10, 2, 1)}
+    assert {(c.data.batch_size, c.schedule.epochs) for c in mobile} == {(20, 1)}
     ds, payload, claims = _reproduce("architectures", tmp_path)
     assert ds.sizes["run"] == 28 and payload["tier"] == "tiny-review-architectures"
     a1 = claims[("A-1", "ViT, random, cyclic vs ordinary")]
