@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from landscape.experiments.review_settings import ArchitectureSettings
+from landscape.experiments.sculpting import high_sparsity_arms
 from landscape.experiments.settings import Tier
 from landscape.experiments.tables import ExperimentResult, mean_std, results_table, train_all
-from training.config import MaskConfig, RecipeConfig, ScheduleConfig, TrainConfig
+from training.config import MaskConfig, ScheduleConfig, TrainConfig
 from training.recipes.common import level_densities
 
 
@@ -55,32 +56,19 @@ def architecture_configs(tier: Tier) -> list[tuple[dict[str, Any], TrainConfig]]
                             replace(base, schedule=schedule, mask=_mask(s, depthwise, method=method)),
                         )
                     )
-            erk = _mask(s, depthwise, method="random", distribution="erk")
+            shared = high_sparsity_arms(
+                base,
+                s.sparsity,
+                epochs=E,
+                sculpt_start=s.sculpt_start,
+                sculpt_cycles=s.sculpt_cycles,
+                lrr_prune_fraction=s.lrr_prune_fraction,
+                pai_cycles=lrr_trainings(s),
+                dense_depthwise=depthwise,
+            )
             out += [
-                (
-                    {"model": model, "arm": "lrr", "method": "magnitude"},
-                    replace(
-                        base,
-                        schedule=ScheduleConfig(name="one-cycle", epochs=E),
-                        mask=_mask(s, depthwise),
-                        recipe=RecipeConfig(name="lrr", prune_fraction=s.lrr_prune_fraction, rewind_epoch=1),
-                    ),
-                ),
-                (
-                    {"model": model, "arm": "cyclic PaI", "method": "erk"},
-                    replace(base, schedule=ScheduleConfig(name="cyclic", cycles=lrr_trainings(s), epochs=E), mask=erk),
-                ),
-                (
-                    {"model": model, "arm": "sculpt", "method": "erk"},
-                    replace(
-                        base,
-                        schedule=ScheduleConfig(name="cyclic", cycles=s.sculpt_cycles, epochs=E),
-                        mask=erk,
-                        recipe=RecipeConfig(
-                            name="sculpt", sculpt_sparsity=s.sculpt_start, sculpt_cycles=s.sculpt_cycles
-                        ),
-                    ),
-                ),
+                ({"model": model, "arm": arm, "method": method}, shared[arm])
+                for arm, method in (("lrr", "magnitude"), ("cyclic PaI", "erk"), ("sculpt", "erk"))
             ]
     return out
 
@@ -88,7 +76,8 @@ def architecture_configs(tier: Tier) -> list[tuple[dict[str, Any], TrainConfig]]
 def run_architectures(tier: Tier, runs_dir: str | Path, *, quiet: bool = False) -> ExperimentResult:
     """Train (or read back) :func:`architecture_configs`. ``table``: one row per run (``model``, ``arm``,
     ``method``, ``seed``, results-table columns). ``summary``: ``accuracy`` (``"<model>/<arm>/<method>"``
-    → [mean, std]), ``train_flops`` likewise, ``seeds``, ``sparsity``."""
+    → [mean, std]), ``train_set_loss`` (nats, at the end of training), ``epochs`` and ``train_flops``
+    likewise, ``seeds``, ``sparsity``."""
     labelled = architecture_configs(tier)
     runs = train_all([cfg for _, cfg in labelled], runs_dir, quiet=quiet)
     table = results_table(runs, labels=[{**lab, "seed": cfg.seed} for lab, cfg in labelled])
@@ -96,6 +85,8 @@ def run_architectures(tier: Tier, runs_dir: str | Path, *, quiet: bool = False) 
         "seeds": len(tier.seeds),
         "sparsity": settings_of(tier).sparsity,
         "accuracy": mean_std(table, ["model", "arm", "method"]),
+        "train_set_loss": mean_std(table, ["model", "arm", "method"], "train_set_loss"),
+        "epochs": mean_std(table, ["model", "arm", "method"], "epochs"),
         "train_flops": mean_std(table, ["model", "arm", "method"], "train_flops"),
     }
     return ExperimentResult(table=table, summary=summary)

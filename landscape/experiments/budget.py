@@ -2,8 +2,9 @@
 dense training, each at its own reference budget, with accuracy and exact training FLOPs (the reviewers'
 iso-FLOP question about arXiv 2406.02773; ``REPRODUCTION.md`` Part 1).
 
-SCULPT, LRR and cyclic PaI are built exactly as the ``high-sparsity`` group builds them (the same configs,
-so the same run folders); the dynamic recipes come from :mod:`training.recipes.dst`.
+SCULPT, LRR and cyclic PaI are built by :func:`~landscape.experiments.sculpting.high_sparsity_arms`, as the
+``high-sparsity`` group builds them (the same configs, so the same run folders); the dynamic recipes come
+from :mod:`training.recipes.dst`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from landscape.experiments.review_settings import BUDGET_BASELINES, BudgetSettings
+from landscape.experiments.sculpting import high_sparsity_arms
 from landscape.experiments.settings import Tier
 from landscape.experiments.tables import ExperimentResult, group_mean, mean_std, results_table, train_all
 from training.config import MaskConfig, RecipeConfig, ScheduleConfig, TrainConfig
@@ -46,35 +48,16 @@ def budget_configs(tier: Tier) -> list[tuple[dict[str, Any], TrainConfig]]:
         for target in s.sparsities:
             erk = MaskConfig(**ERK, sparsity=target)
             dense_start = MaskConfig(sparsity=target)
-            arms: list[tuple[str, int, TrainConfig]] = [
-                (
-                    "sculpt",
-                    1,
-                    replace(
-                        base,
-                        schedule=ScheduleConfig(name="cyclic", cycles=s.sculpt_cycles, epochs=E),
-                        mask=erk,
-                        recipe=RecipeConfig(
-                            name="sculpt", sculpt_sparsity=s.sculpt_start, sculpt_cycles=s.sculpt_cycles
-                        ),
-                    ),
-                ),
-                (
-                    "lrr",
-                    1,
-                    _one_cycle(
-                        base,
-                        E,
-                        mask=dense_start,
-                        recipe=RecipeConfig(name="lrr", prune_fraction=s.lrr_prune_fraction, rewind_epoch=1),
-                    ),
-                ),
-                (
-                    "cyclic PaI",
-                    1,
-                    replace(base, schedule=ScheduleConfig(name="cyclic", cycles=s.pai_cycles, epochs=E), mask=erk),
-                ),
-            ]
+            shared = high_sparsity_arms(
+                base,
+                target,
+                epochs=E,
+                sculpt_start=s.sculpt_start,
+                sculpt_cycles=s.sculpt_cycles,
+                lrr_prune_fraction=s.lrr_prune_fraction,
+                pai_cycles=s.pai_cycles,
+            )
+            arms: list[tuple[str, int, TrainConfig]] = [(m, 1, cfg) for m, cfg in shared.items()]
             arms += [
                 (
                     "rigl",

@@ -102,12 +102,20 @@ def keep_ratio_section(payload: Mapping[str, Any]) -> list[str]:
 
 
 def architecture_section(payload: Mapping[str, Any]) -> list[str]:
-    """Accuracy (mean ± sd, %) per model, arm and mask method."""
+    """Per model, arm and mask method: accuracy (mean ± sd, %), the final training-set loss (nats, mean ±
+    sd), the epochs trained and the training FLOPs (means)."""
     s = payload.get("summary", {})
-    lines = ["| model | arm | mask | accuracy (%) |", "|---|---|---|---|"]
+    lines = [
+        "| model | arm | mask | accuracy (%) | final training-set loss (nats) | epochs | training FLOPs |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for key, pair in s.get("accuracy", {}).items():
         model, arm, method = _split(key)
-        lines.append(f"| {model} | {arm} | {method} | {_pm(pair)} |")
+        loss = _pm(s.get("train_set_loss", {}).get(key), 1.0, ".3f")
+        epochs, flops = s.get("epochs", {}).get(key), s.get("train_flops", {}).get(key)
+        epoch_text = f"{epochs[0]:.0f}" if isinstance(epochs, list) and epochs[0] is not None else "—"
+        flop_text = f"{flops[0]:.3e}" if isinstance(flops, list) and flops[0] is not None else "—"
+        lines.append(f"| {model} | {arm} | {method} | {_pm(pair)} | {loss} | {epoch_text} | {flop_text} |")
     return lines
 
 

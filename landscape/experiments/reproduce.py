@@ -49,16 +49,13 @@ from landscape.experiments import sharpness as sharp
 from landscape.experiments.claims import ClaimResult, evaluate_group
 from landscape.experiments.outputs import save_figure
 from landscape.experiments.parallel import train_parallel
+from landscape.experiments.phases import Phase, Phases, coupling_phases, seed_label
 from landscape.experiments.protocol import CLAIMS, GROUPS
 from landscape.experiments.settings import TIERS, Tier, get_tier
 from landscape.experiments.tables import ExperimentResult
-from training.config import TrainConfig
 from training.environment import environment
 from training.errors import UserError
 from training.fileio import atomic_netcdf, atomic_write_text, read_json
-from training.run import train
-
-Phases = Callable[[Tier, Path], Iterator[list[tuple[str, TrainConfig]]]]
 
 
 @dataclass(frozen=True)
@@ -73,44 +70,30 @@ class Group:
     """The group runs in the tier ``<tier>-<suffix>`` (real images) instead of the tier itself."""
 
 
-def _seed(label: str, cfg: TrainConfig) -> str:
-    return f"{label} seed {cfg.seed}"
+def _cyclic_phases(tier: Tier, runs: Path) -> Iterator[Phase]:
+    yield [(seed_label(f"{arm} {c.mask.method}@{c.mask.sparsity}", c), c) for arm, c in cyclic.cyclic_arms(tier)]
 
 
-def _cyclic_phases(tier: Tier, runs: Path) -> Iterator[list[tuple[str, TrainConfig]]]:
-    yield [(_seed(f"{arm} {c.mask.method}@{c.mask.sparsity}", c), c) for arm, c in cyclic.cyclic_arms(tier)]
+def _sculpt_phases(tier: Tier, runs: Path) -> Iterator[Phase]:
+    yield [(seed_label(f"{lab['method']} @{lab['target']}", c), c) for lab, c in sculpting.sculpting_configs(tier)]
 
 
-def _sculpt_phases(tier: Tier, runs: Path) -> Iterator[list[tuple[str, TrainConfig]]]:
-    yield [(_seed(f"{lab['method']} @{lab['target']}", c), c) for lab, c in sculpting.sculpting_configs(tier)]
+def _barrier_phases(tier: Tier, runs: Path) -> Iterator[Phase]:
+    yield [(seed_label(lab["role"], c), c) for lab, c in barriers.barrier_configs(tier)]
 
 
-def _coupling_phases(tier: Tier, runs: Path) -> Iterator[list[tuple[str, TrainConfig]]]:
-    lrr = coupling.lrr_configs(tier)
-    yield [(_seed("LRR ticket", c), c) for c in lrr]
-    tickets = {c.seed: train(c, runs, quiet=True) for c in lrr}  # complete now: read back
-    ticket = tickets if tier.coupling.ticket_per_seed else tickets[lrr[0].seed]
-    yield [
-        (_seed(f"{c.recipe.coupling_init} {c.schedule.name}", c), c) for c in coupling.coupling_configs(tier, ticket)
-    ]
+def _check_phases(tier: Tier, runs: Path) -> Iterator[Phase]:
+    yield [(seed_label(f"{lab['method']} {lab['check']}", c), c) for lab, c in sanity.check_configs(tier)]
 
 
-def _barrier_phases(tier: Tier, runs: Path) -> Iterator[list[tuple[str, TrainConfig]]]:
-    yield [(_seed(lab["role"], c), c) for lab, c in barriers.barrier_configs(tier)]
-
-
-def _check_phases(tier: Tier, runs: Path) -> Iterator[list[tuple[str, TrainConfig]]]:
-    yield [(_seed(f"{lab['method']} {lab['check']}", c), c) for lab, c in sanity.check_configs(tier)]
-
-
-def _ticket_phases(tier: Tier, runs: Path) -> Iterator[list[tuple[str, TrainConfig]]]:
-    yield [(_seed(f"{lab['ticket']} @{lab['sparsity']}", c), c) for lab, c in sanity.ticket_configs(tier)]
+def _ticket_phases(tier: Tier, runs: Path) -> Iterator[Phase]:
+    yield [(seed_label(f"{lab['ticket']} @{lab['sparsity']}", c), c) for lab, c in sanity.ticket_configs(tier)]
 
 
 GROUP_SPECS: dict[str, Group] = {
     "cyclic": Group("cyclic", _cyclic_phases, cyclic.run_cyclic_vs_one_cycle),
     "high-sparsity": Group("high-sparsity", _sculpt_phases, sculpting.run_sculpting),
-    "coupling": Group("coupling", _coupling_phases, coupling.run_mask_init_coupling),
+    "coupling": Group("coupling", coupling_phases, coupling.run_mask_init_coupling),
     "connectivity": Group("connectivity", _barrier_phases, barriers.run_cycle_barriers),
     "sanity": Group("sanity", _check_phases, sanity.run_checks),
     "tickets": Group("tickets", _ticket_phases, sanity.run_tickets),

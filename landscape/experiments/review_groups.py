@@ -10,17 +10,10 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from landscape.experiments import architectures, boost, budget, coupling, keep_ratios, sharpness
+from landscape.experiments.phases import Phase, coupling_phases, seed_label
 from landscape.experiments.review_settings import COUPLING_ORDINARY_INITS
 from landscape.experiments.settings import Tier
 from landscape.experiments.tables import ExperimentResult
-from training.config import TrainConfig
-from training.run import train
-
-Phase = list[tuple[str, TrainConfig]]
-
-
-def _seed(label: str, cfg: TrainConfig) -> str:
-    return f"{label} seed {cfg.seed}"
 
 
 def coupling_ordinary_tier(tier: Tier) -> Tier:
@@ -32,14 +25,8 @@ def coupling_ordinary_tier(tier: Tier) -> Tier:
 
 
 def coupling_ordinary_phases(tier: Tier, runs: Path) -> Iterator[Phase]:
-    lrr = coupling.lrr_configs(tier)
-    yield [(_seed("LRR ticket", c), c) for c in lrr]
-    tickets = {c.seed: train(c, runs, quiet=True) for c in lrr}  # complete now: read back
-    ticket = tickets if tier.coupling.ticket_per_seed else tickets[lrr[0].seed]
-    chosen = coupling_ordinary_tier(tier)
-    yield [
-        (_seed(f"{c.recipe.coupling_init} {c.schedule.name}", c), c) for c in coupling.coupling_configs(chosen, ticket)
-    ]
+    """P1-6's tickets, then the random and warmup arms under both schedules."""
+    return coupling_phases(coupling_ordinary_tier(tier), runs)
 
 
 def run_coupling_ordinary(tier: Tier, runs_dir: str | Path, *, quiet: bool = False) -> ExperimentResult:
@@ -48,27 +35,29 @@ def run_coupling_ordinary(tier: Tier, runs_dir: str | Path, *, quiet: bool = Fal
 
 
 def boost_phases(tier: Tier, runs: Path) -> Iterator[Phase]:
-    yield [(_seed(f"{lab['arm']} erk@{lab['sparsity']}", c), c) for lab, c in boost.boost_configs(tier)]
+    yield [(seed_label(f"{lab['arm']} erk@{lab['sparsity']}", c), c) for lab, c in boost.boost_configs(tier)]
 
 
 def sharpness_phases(tier: Tier, runs: Path) -> Iterator[Phase]:
-    yield [(_seed(f"{arm} {c.mask.method}@{c.mask.sparsity}", c), c) for arm, c in sharpness.sharpness_configs(tier)]
+    yield [
+        (seed_label(f"{arm} {c.mask.method}@{c.mask.sparsity}", c), c) for arm, c in sharpness.sharpness_configs(tier)
+    ]
 
 
 def budget_phases(tier: Tier, runs: Path) -> Iterator[Phase]:
     yield [
-        (_seed(f"{budget.arm_name(lab['method'], lab['budget'])} @{lab['sparsity']}", c), c)
+        (seed_label(f"{budget.arm_name(lab['method'], lab['budget'])} @{lab['sparsity']}", c), c)
         for lab, c in budget.budget_configs(tier)
     ]
 
 
 def keep_ratio_phases(tier: Tier, runs: Path) -> Iterator[Phase]:
-    yield [(_seed(f"{lab['method']} @{lab['sparsity']}", c), c) for lab, c in keep_ratios.trained_configs(tier)]
+    yield [(seed_label(f"{lab['method']} @{lab['sparsity']}", c), c) for lab, c in keep_ratios.trained_configs(tier)]
 
 
 def architecture_phases(tier: Tier, runs: Path) -> Iterator[Phase]:
     yield [
-        (_seed(f"{lab['model']} {lab['arm']} {lab['method']}", c), c)
+        (seed_label(f"{lab['model']} {lab['arm']} {lab['method']}", c), c)
         for lab, c in architectures.architecture_configs(tier)
     ]
 

@@ -12,39 +12,66 @@ from landscape.experiments.tables import ExperimentResult, group_mean, mean_std,
 from training.config import MaskConfig, RecipeConfig, ScheduleConfig, TrainConfig
 
 
+def high_sparsity_arms(
+    base: TrainConfig,
+    target: float,
+    *,
+    epochs: int,
+    sculpt_start: float,
+    sculpt_cycles: int,
+    lrr_prune_fraction: float,
+    pai_cycles: int,
+    **mask_options: Any,
+) -> dict[str, TrainConfig]:
+    """The three arms of P1-4/P1-5 at sparsity ``target``, as every group that runs them builds them (the
+    same configs, so the same run folders): ``"sculpt"`` (a random ERK mask at ``sculpt_start``,
+    ``sculpt_cycles`` cycles of ``epochs``, one global magnitude step to the target, one more cycle),
+    ``"lrr"`` (one-cycle levels of ``epochs`` pruning ``lrr_prune_fraction`` per level, rewind point after
+    epoch 1) and ``"cyclic PaI"`` (``pai_cycles`` cycles of ``epochs`` on a random ERK mask at the target).
+    ``mask_options``: further mask fields of every arm (e.g. ``dense_depthwise``)."""
+    erk = MaskConfig(method="random", distribution="erk", sparsity=target, **mask_options)
+    return {
+        "sculpt": replace(
+            base,
+            schedule=ScheduleConfig(name="cyclic", cycles=sculpt_cycles, epochs=epochs),
+            mask=erk,
+            recipe=RecipeConfig(name="sculpt", sculpt_sparsity=sculpt_start, sculpt_cycles=sculpt_cycles),
+        ),
+        "lrr": replace(
+            base,
+            schedule=ScheduleConfig(name="one-cycle", epochs=epochs),
+            mask=MaskConfig(sparsity=target, **mask_options),
+            recipe=RecipeConfig(name="lrr", prune_fraction=lrr_prune_fraction, rewind_epoch=1),
+        ),
+        "cyclic PaI": replace(base, schedule=ScheduleConfig(name="cyclic", cycles=pai_cycles, epochs=epochs), mask=erk),
+    }
+
+
 def sculpting_configs(tier: Tier) -> list[tuple[dict[str, Any], TrainConfig]]:
     """``(labels, config)`` per run: per target sparsity and seed, SCULPT-ing from each start sparsity
-    s₀ (a random ERK mask at s₀, ``C₀`` cycles of ``E`` epochs, one magnitude step to the target, one
-    more cycle), LRR (one-cycle levels of ``E`` epochs) and cyclic PaI (``pai_cycles`` cycles of ``E``,
-    default ``C₀ + 1``, a random ERK mask at the target). ``labels`` hold ``method`` (e.g.
+    s₀, LRR and cyclic PaI (``pai_cycles`` cycles, default ``C₀ + 1``), as :func:`high_sparsity_arms`
+    builds them with ``E`` epochs and ``C₀`` SCULPT cycles. ``labels`` hold ``method`` (e.g.
     ``"sculpt s0=0.5"``) and ``target``."""
     s = tier.sculpting
-    erk = {"method": "random", "distribution": "erk"}
     out = []
     for target in s.targets:
         for seed in tier.seeds:
             base = replace(tier.base, seed=seed)
-            for s0 in s.start_sparsities:
-                cfg = replace(
+            arms = {
+                s0: high_sparsity_arms(
                     base,
-                    schedule=ScheduleConfig(name="cyclic", cycles=s.cycles, epochs=s.epochs),
-                    mask=MaskConfig(**erk, sparsity=target),
-                    recipe=RecipeConfig(name="sculpt", sculpt_sparsity=s0, sculpt_cycles=s.cycles),
+                    target,
+                    epochs=s.epochs,
+                    sculpt_start=s0,
+                    sculpt_cycles=s.cycles,
+                    lrr_prune_fraction=s.lrr_prune_fraction,
+                    pai_cycles=s.pai_cycles or s.cycles + 1,
                 )
-                out.append(({"method": f"sculpt s0={s0}", "target": target}, cfg))
-            lrr = replace(
-                base,
-                schedule=ScheduleConfig(name="one-cycle", epochs=s.epochs),
-                mask=MaskConfig(sparsity=target),
-                recipe=RecipeConfig(name="lrr", prune_fraction=s.lrr_prune_fraction, rewind_epoch=1),
-            )
-            out.append(({"method": "lrr", "target": target}, lrr))
-            pai = replace(
-                base,
-                schedule=ScheduleConfig(name="cyclic", cycles=s.pai_cycles or s.cycles + 1, epochs=s.epochs),
-                mask=MaskConfig(**erk, sparsity=target),
-            )
-            out.append(({"method": "cyclic PaI", "target": target}, pai))
+                for s0 in s.start_sparsities
+            }
+            out += [({"method": f"sculpt s0={s0}", "target": target}, arm["sculpt"]) for s0, arm in arms.items()]
+            first = next(iter(arms.values()))
+            out += [({"method": m, "target": target}, first[m]) for m in ("lrr", "cyclic PaI")]
     return out
 
 

@@ -5,34 +5,21 @@ within the measured cross-machine spread as fragile."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 import torch
 import xarray as xr
 
 from landscape.cli.main import main
-from landscape.experiments import settings
 from landscape.experiments.check import differs, fragile, load_spreads
 from landscape.experiments.report import part2
 from landscape.experiments.review_settings import BoostSettings
-from training.config import DataConfig, ModelConfig
 from training.environment import environment, git_commit
 
 
 @pytest.fixture
-def tiny_boost_tier(monkeypatch):
-    quick = settings.get_tier("quick")
-    tier = replace(
-        quick,
-        name="tiny-check",
-        base=replace(
-            quick.base, data=DataConfig(name="mnist1d", batch_size=256), model=ModelConfig(name="cnn1d", width=4)
-        ),
-        boost=BoostSettings(cycles=2, epochs=1, sparsities=(0.5, 0.9)),
-    )
-    monkeypatch.setitem(settings.TIERS, "tiny-check", tier)
-    return tier
+def tiny_boost_tier(hidden_tier):
+    return hidden_tier("tiny-check", 4, boost=BoostSettings(cycles=2, epochs=1, sparsities=(0.5, 0.9)))
 
 
 def _cli(args):

@@ -5,7 +5,6 @@ claims JSON and the figures written; a second invocation trains nothing and keep
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,29 +12,21 @@ import xarray as xr
 
 from landscape.cli.main import main
 from landscape.connectivity.interpolate import barrier, interpolate
-from landscape.experiments import settings
 from landscape.experiments.settings import ConnectivitySettings, CyclicSettings
-from training.config import DataConfig, ModelConfig
 from training.data import load_data
 
 
 @pytest.fixture
-def tiny_tier(monkeypatch):
+def tiny_tier(hidden_tier):
     """A hidden tier (not in TIERS outside this test): cnn1d of width 4, cycles of one epoch, 2 seeds."""
-    quick = settings.get_tier("quick")
-    tier = replace(
-        quick,
-        name="tiny",
-        base=replace(
-            quick.base, data=DataConfig(name="mnist1d", batch_size=256), model=ModelConfig(name="cnn1d", width=4)
-        ),
+    return hidden_tier(
+        "tiny",
+        4,
         cyclic=CyclicSettings(
             cycles=2, epochs=1, sparsities=(0.9,), methods=("random",), extra_arms=("ordinary", "cosine")
         ),
         connectivity=ConnectivitySettings(cycles=2, epochs=1, points=3, hessian_batch_size=64),
     )
-    monkeypatch.setitem(settings.TIERS, "tiny", tier)
-    return tier
 
 
 def _reproduce(group, tmp_path, *extra):

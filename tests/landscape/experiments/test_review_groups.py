@@ -22,15 +22,11 @@ from training.config import DataConfig, ModelConfig
 
 
 @pytest.fixture
-def tiny_review_tier(monkeypatch):
+def tiny_review_tier(hidden_tier):
     """A hidden tier: cnn1d of width 16, batch 256 (16 steps per epoch), 1-epoch cycles, 2 seeds."""
-    quick = settings.get_tier("quick")
-    tier = replace(
-        quick,
-        name="tiny-review",
-        base=replace(
-            quick.base, data=DataConfig(name="mnist1d", batch_size=256), model=ModelConfig(name="cnn1d", width=16)
-        ),
+    return hidden_tier(
+        "tiny-review",
+        16,
         cyclic=CyclicSettings(cycles=2, epochs=1, sparsities=(0.9,), methods=("random",)),
         coupling=CouplingSettings(epochs=1, cycles=2, sparsity=0.9, lrr_prune_fraction=0.7, ticket_per_seed=True),
         budget=BudgetSettings(
@@ -46,8 +42,6 @@ def tiny_review_tier(monkeypatch):
         sharpness=SharpnessSettings(sparsity=0.9, methods=("random",), samples=64, max_iter=30, trace_matvecs=12),
         keep_ratios=KeepRatioSettings(sparsities=(0.9,), methods=("snip",)),
     )
-    monkeypatch.setitem(settings.TIERS, "tiny-review", tier)
-    return tier
 
 
 def _reproduce(group, tmp_path):
@@ -224,11 +218,20 @@ def test_report_sections_of_the_review_groups():
             }
         },
         "boost-vs-sparsity": {"summary": {"boost": {"0.5": [0.01, 0.002]}, "slope": [-0.004, 0.001], "scale": "x"}},
+        "architectures": {
+            "summary": {
+                "accuracy": {"vit/sculpt/erk": [0.6512, 0.0103]},
+                "train_set_loss": {"vit/sculpt/erk": [0.98765, 0.0123]},
+                "epochs": {"vit/sculpt/erk": [40.0, 0.0]},
+                "train_flops": {"vit/sculpt/erk": [1.234e12, 1e9]},
+            }
+        },
     }
     text = "\n".join(review_sections(medium))
     assert "| 90% | sculpt | 95.00 ± 0.40 | 3.000e+12 | 14.0 |" in text and "0.9: 2×" in text
     assert "| 50% | 1.00 ± 0.20 |" in text and "-0.40 ± 0.10 pp per decade" in text
     assert "budget-accuracy-vs-flops.png" in text and "### Sharpness" not in text  # only groups with results
+    assert "| vit | sculpt | erk | 65.12 ± 1.03 | 0.988 ± 0.012 | 40 | 1.234e+12 |" in text
 
 
 def test_architectures_group_on_fabricated_fashion_mnist(monkeypatch, tmp_path):
