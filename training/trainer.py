@@ -20,6 +20,7 @@ ends bitwise-identical to an uninterrupted one on CPU.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from collections.abc import Callable, Mapping
@@ -74,9 +75,8 @@ class Trainer:
         self.log = log or (lambda msg: None if quiet else print(msg, file=sys.stderr))
         self.hash = config_hash(cfg)
         self.model_kwargs: dict[str, Any] = {"input_shape": list(data.input_shape)}
-        for option in ("width", "layers", "heads", "patch"):  # unset: the builder's default
-            if getattr(cfg.model, option) is not None:
-                self.model_kwargs[option] = getattr(cfg.model, option)
+        options = {f.name: getattr(cfg.model, f.name) for f in dataclasses.fields(cfg.model) if f.name != "name"}
+        self.model_kwargs.update({k: v for k, v in options.items() if v is not None})  # unset: the builder's default
         self.meta_extra = dict(meta_extra or {})
         self._device_data: DataBundle | None = None
         self._flops: FlopLedger | None = None

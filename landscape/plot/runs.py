@@ -108,10 +108,8 @@ def plot_accuracy_vs_flops(
                 rows = stats[stats[group] == name]
                 if rows.empty:
                     continue
-                color, marker = (
-                    palette[name],
-                    MARKERS[groups.index(name) % len(MARKERS)],
-                )  # shape tells close hues apart
+                color = palette[name]
+                marker = MARKERS[groups.index(name) % len(MARKERS)]  # shape tells close hues apart
                 if len(rows) > 1:
                     ax.plot(rows["x"], rows["y"], marker=marker, color=color, label=str(name))
                     ax.fill_between(rows["x"], rows["y"] - rows["sd"], rows["y"] + rows["sd"], color=color, alpha=0.2)
